@@ -1,0 +1,69 @@
+# ClinicNet set-up. Two commands do everything on a fresh machine:
+#   make run    set up, then serve on http://$(HOST):$(PORT)/
+#   make test   set up, then lint and run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+APT_PACKAGES_TEST := chromium
+APT_PACKAGES := gettext
+
+.PHONY: run test setup venv system-deps test-system-deps migrate messages lint typecheck clean worker
+
+run: setup
+	@echo ""
+	@echo "ClinicNet is starting on http://$(HOST):$(PORT)/  (stop with Ctrl-C)"
+	@echo ""
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) clinicnet.asgi:application
+
+test: setup test-system-deps lint
+	$(PY) -m pytest
+
+setup: system-deps venv
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py compilemessages --ignore=.venv --ignore=node_modules -v0
+	$(PY) manage.py collectstatic --noinput -v0
+	$(PY) manage.py load_demo
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+# Debian packages: installed only when missing (needs root or sudo).
+define apt_install
+	missing=""; for pkg in $(1); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+endef
+
+system-deps:
+	@$(call apt_install,$(APT_PACKAGES))
+
+test-system-deps:
+	@$(call apt_install,$(APT_PACKAGES_TEST))
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+# Regenerate the translation catalogues after changing user-facing strings.
+messages: venv
+	$(PY) manage.py makemessages -l ko -l en --ignore=.venv --ignore=node_modules --ignore=staticfiles --no-obsolete
+
+# A Celery worker for the production shape (REDIS_URL set).
+worker: venv
+	$(VENV)/bin/celery -A clinicnet worker -l info -Q emergency,default
+
+clean:
+	rm -rf $(VENV) staticfiles var

@@ -1,0 +1,88 @@
+"""Who may act for which institution, and who may manage whom.
+
+This is the one place role and membership rules live. The rules:
+
+* members act for their own institutions, with the roles they hold there;
+* institution admins manage their own institution's members and invitations;
+* platform admins (active staff users) manage institutions and may do what an
+  institution admin does anywhere.
+
+A membership counts only while the user, the membership and the institution
+are all active, so switching any of them off cuts access on the next check.
+Study access (``imaging.access``) and consultation access (``consult``) are
+built on top of these functions; nothing else decides roles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from institutions.models import Institution, Membership, Role, User
+
+
+def is_platform_admin(user: User | object) -> bool:
+    return bool(getattr(user, "is_authenticated", False) and user.is_active and user.is_staff)  # type: ignore[attr-defined]
+
+
+def active_memberships(user: User | object) -> QuerySet[Membership]:
+    if not getattr(user, "is_authenticated", False) or not user.is_active:  # type: ignore[attr-defined]
+        return Membership.objects.none()
+    return Membership.objects.filter(user=user, is_active=True, institution__is_active=True)
+
+
+def institutions_of(user: User | object, roles: Iterable[str] | None = None) -> QuerySet[Institution]:
+    """Active institutions where *user* holds an active membership (with one of *roles*)."""
+    memberships = active_memberships(user)
+    if roles is not None:
+        memberships = memberships.filter(role__in=list(roles))
+    return Institution.objects.filter(pk__in=memberships.values("institution_id"))
+
+
+def has_role(user: User | object, institution: Institution, *roles: str) -> bool:
+    memberships = active_memberships(user).filter(institution=institution)
+    if roles:
+        memberships = memberships.filter(role__in=roles)
+    return memberships.exists()
+
+
+def can_act_for(user: User | object, institution: Institution) -> bool:
+    return has_role(user, institution)
+
+
+def has_any_access(user: User | object) -> bool:
+    """May this signed-in user use ClinicNet at all right now?"""
+    return is_platform_admin(user) or active_memberships(user).exists()
+
+
+def can_manage_members(user: User | object, institution: Institution) -> bool:
+    if is_platform_admin(user):
+        return True
+    if not institution.is_active:
+        return False
+    return has_role(user, institution, Role.INSTITUTION_ADMIN)
+
+
+def can_manage_institutions(user: User | object) -> bool:
+    return is_platform_admin(user)
+
+
+def grantable_roles(user: User | object, institution: Institution) -> list[str]:
+    """Roles *user* may give to others at *institution* (empty: none)."""
+    if can_manage_members(user, institution):
+        return [role.value for role in Role]
+    return []
+
+
+def institution_for_member_admin(user: User | object, code: str) -> Institution:
+    """The institution with *code* if *user* may manage its members.
+
+    Unknown and forbidden both raise 404, so the answer does not tell an
+    outsider which codes exist.
+    """
+    institution = Institution.objects.filter(code=code).first()
+    if institution is None or not can_manage_members(user, institution):
+        raise Http404("No such institution")
+    return institution
