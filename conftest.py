@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from django.utils import translation
+
 from institutions.models import Institution, Role, User
 from institutions.testing import make_institution, make_member, make_user
 

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "clinicnet",
     "clinicnet.audit",
     "institutions",
+    "imaging",
 ]
 
 MIDDLEWARE = [

@@ -21,5 +21,6 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("imaging.urls")),
     path("", include("institutions.urls")),
 ]

@@ -98,7 +98,7 @@ def server() -> Iterator[Server]:
     if env.get("DATABASE_URL"):
         env["DATABASE_URL"], admin_url = _create_postgres_database(env["DATABASE_URL"])
     processes: list[subprocess.Popen[bytes]] = []
-    log = open(data_dir / "server.log", "wb")  # noqa: SIM115  (closed below)
+    log = open(data_dir / "server.log", "wb")
     try:
         _manage(env, "migrate", "--noinput")
         _manage(env, "collectstatic", "--noinput")
@@ -106,16 +106,42 @@ def server() -> Iterator[Server]:
         if env.get("REDIS_URL"):
             processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "celery", "-A", "clinicnet", "worker", "-l", "warning",
-                     "-Q", "emergency,default", "--concurrency", "2", "--hostname", f"e2e-{port}@%h"],
-                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "clinicnet",
+                        "worker",
+                        "-l",
+                        "warning",
+                        "-Q",
+                        "emergency,default",
+                        "--concurrency",
+                        "2",
+                        "--hostname",
+                        f"e2e-{port}@%h",
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
                 )
             )
         processes.append(
             subprocess.Popen(
-                [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port),
-                 "clinicnet.asgi:application"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    str(Path(sys.executable).parent / "daphne"),
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "clinicnet.asgi:application",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         )
         url = f"http://127.0.0.1:{port}"
@@ -173,7 +199,7 @@ def new_page(browser: object, server: Server, request: pytest.FixtureRequest) ->
         for page_index, page in enumerate(context.pages):
             try:
                 page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-{index}-{page_index}.png"), full_page=True)
-            except Exception:  # noqa: BLE001, S110  (a screenshot is a bonus, never a failure)
+            except Exception:  # noqa: BLE001  (a screenshot is a bonus, never a failure)
                 pass
         context.close()
 

@@ -21,7 +21,10 @@ def test_an_event_records_actor_address_and_agent(doctor: User) -> None:
     request.user = doctor
     event = audit_record(action="study.view", request=request, object_type="study", object_id="1.2.3")
     assert (event.actor, event.actor_label, event.client_address, event.user_agent) == (
-        doctor, "doctor", "10.1.2.3", "Reader/1.0"
+        doctor,
+        "doctor",
+        "10.1.2.3",
+        "Reader/1.0",
     )
 
 

@@ -28,8 +28,16 @@ print(json.dumps({
 }))
 """
 CONFIG_NAMES = (
-    "DATABASE_URL", "REDIS_URL", "TASK_MODE", "DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "S3_BUCKET",
-    "CELERY_BROKER_URL", "HTTPS", "SESSION_IDLE_MINUTES",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "TASK_MODE",
+    "DEBUG",
+    "SECRET_KEY",
+    "SECRET_KEY_FILE",
+    "S3_BUCKET",
+    "CELERY_BROKER_URL",
+    "HTTPS",
+    "SESSION_IDLE_MINUTES",
 )
 
 
@@ -74,7 +82,12 @@ def test_secrets_debug_storage_and_cookies_can_be_set(tmp_path: Path) -> None:
     secret_file = tmp_path / "key.txt"
     secret_file.write_text("from-a-file\n")
     config = settings_with(
-        tmp_path, SECRET_KEY_FILE=str(secret_file), DEBUG="true", S3_BUCKET="dicom", HTTPS="yes", SESSION_IDLE_MINUTES="10"
+        tmp_path,
+        SECRET_KEY_FILE=str(secret_file),
+        DEBUG="true",
+        S3_BUCKET="dicom",
+        HTTPS="yes",
+        SESSION_IDLE_MINUTES="10",
     )
     assert config["secret"] == "from-a-file"
     assert config["debug"] is True
@@ -86,7 +99,9 @@ def test_secrets_debug_storage_and_cookies_can_be_set(tmp_path: Path) -> None:
 
 def test_a_bad_value_stops_start_up_with_its_name(tmp_path: Path) -> None:
     clean = {k: v for k, v in os.environ.items() if k not in CONFIG_NAMES}
-    clean.update({"CLINICNET_DATA_DIR": str(tmp_path), "DEBUG": "maybe", "DJANGO_SETTINGS_MODULE": "clinicnet.settings"})
+    clean.update(
+        {"CLINICNET_DATA_DIR": str(tmp_path), "DEBUG": "maybe", "DJANGO_SETTINGS_MODULE": "clinicnet.settings"}
+    )
     result = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=clean, capture_output=True, text=True)
     assert result.returncode != 0
     assert "DEBUG must be true or false, not 'maybe'" in result.stderr

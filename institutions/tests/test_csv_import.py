@@ -129,8 +129,8 @@ def test_a_clinic_of_an_invalid_health_center_is_invalid_too() -> None:
     [
         (b"", "The file is empty"),
         (HEADER_EN.encode(), "header but no institutions"),
-        ("code,name,kind\n1,2,3\n".encode(), "Unknown column “name”"),
-        ("code,kind\n".encode(), "Required column “name_ko” is missing"),
+        (b"code,name,kind\n1,2,3\n", "Unknown column “name”"),
+        (b"code,kind\n", "Required column “name_ko” is missing"),
         (HEADER_KO.encode("cp949") + "39100011,중구보건소,,보건소,,,,예,예,\n".encode("cp949"), "EUC-KR/CP949"),
         (b"\xff\xfe\x00\x00garbage\x80\x81", "not UTF-8"),
     ],

@@ -135,7 +135,9 @@ def test_a_new_invitation_replaces_the_pending_one(clinic: Institution, clinic_a
 
 
 def test_members_cannot_invite(clinic: Institution, doctor: User) -> None:
-    response = client_for(doctor).post(f"/institutions/{clinic.code}/members/", {"email": "x@example.org", "role": "reader"})
+    response = client_for(doctor).post(
+        f"/institutions/{clinic.code}/members/", {"email": "x@example.org", "role": "reader"}
+    )
     assert response.status_code == 404
     assert not Invitation.objects.exists()
 

@@ -28,15 +28,27 @@ def test_an_admin_of_another_institution_gets_404_everywhere(
     client = client_for(outsider_admin)
     membership = Membership.objects.get(user=doctor)
     assert client.get(f"/institutions/{clinic.code}/members/").status_code == 404
-    assert client.post(f"/institutions/{clinic.code}/members/", {"email": "a@b.org", "role": "reader"}).status_code == 404
+    assert (
+        client.post(f"/institutions/{clinic.code}/members/", {"email": "a@b.org", "role": "reader"}).status_code == 404
+    )
     assert client.post(f"/institutions/{clinic.code}/members/{membership.pk}/toggle/").status_code == 404
-    assert client.post(f"/institutions/{clinic.code}/people/{doctor.pk}/roles/", {"role": "institution_admin"}).status_code == 404
+    assert (
+        client.post(f"/institutions/{clinic.code}/people/{doctor.pk}/roles/", {"role": "institution_admin"}).status_code
+        == 404
+    )
     # Using their own institution's code with the other clinic's membership id does not work either.
     assert client.post(f"/institutions/{other_clinic.code}/members/{membership.pk}/toggle/").status_code == 404
-    assert client.post(f"/institutions/{other_clinic.code}/people/{doctor.pk}/roles/", {"role": "reader"}).status_code == 404
+    assert (
+        client.post(f"/institutions/{other_clinic.code}/people/{doctor.pk}/roles/", {"role": "reader"}).status_code
+        == 404
+    )
     invitation = Invitation.objects.create(
-        email="x@example.org", institution=clinic, role=Role.READER, token_hash="x" * 64,
-        invited_by=clinic_admin, expires_at="2099-01-01T00:00:00Z",
+        email="x@example.org",
+        institution=clinic,
+        role=Role.READER,
+        token_hash="x" * 64,
+        invited_by=clinic_admin,
+        expires_at="2099-01-01T00:00:00Z",
     )
     assert client.post(f"/institutions/{other_clinic.code}/invitations/{invitation.pk}/revoke/").status_code == 404
     membership.refresh_from_db()
@@ -60,7 +72,9 @@ def test_plain_members_and_platform_pages(clinic: Institution, doctor: User, pla
     assert admin_client.get(f"/institutions/{clinic.code}/members/").status_code == 200
 
 
-def test_role_rules_in_one_place(clinic: Institution, other_clinic: Institution, clinic_admin: User, doctor: User) -> None:
+def test_role_rules_in_one_place(
+    clinic: Institution, other_clinic: Institution, clinic_admin: User, doctor: User
+) -> None:
     assert permissions.can_manage_members(clinic_admin, clinic)
     assert not permissions.can_manage_members(clinic_admin, other_clinic)
     assert not permissions.can_manage_members(doctor, clinic)
@@ -80,7 +94,9 @@ def test_a_membership_counts_only_while_user_membership_and_institution_are_acti
 
 def test_an_admin_cannot_remove_their_own_admin_role(clinic: Institution, clinic_admin: User) -> None:
     membership = Membership.objects.get(user=clinic_admin)
-    response = client_for(clinic_admin).post(f"/institutions/{clinic.code}/members/{membership.pk}/toggle/", follow=True)
+    response = client_for(clinic_admin).post(
+        f"/institutions/{clinic.code}/members/{membership.pk}/toggle/", follow=True
+    )
     assert "cannot remove your own admin role" in response.content.decode()
     membership.refresh_from_db()
     assert membership.is_active
