@@ -10,7 +10,7 @@ PORT ?= 8000
 APT_PACKAGES_TEST := chromium
 APT_PACKAGES := gettext
 
-.PHONY: run test setup venv system-deps test-system-deps migrate messages lint typecheck clean worker
+.PHONY: run test setup venv system-deps test-system-deps migrate messages lint typecheck clean worker frontend frontend-test
 
 run: setup
 	@echo ""
@@ -18,10 +18,10 @@ run: setup
 	@echo ""
 	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) clinicnet.asgi:application
 
-test: setup test-system-deps lint
+test: setup test-system-deps lint frontend-test
 	$(PY) -m pytest
 
-setup: system-deps venv
+setup: system-deps venv frontend
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py compilemessages --ignore=.venv --ignore=node_modules -v0
 	$(PY) manage.py collectstatic --noinput -v0
@@ -33,6 +33,27 @@ $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
+
+# --- Viewer (frontend/): TypeScript, Vite, Cornerstone3D ----------------------
+# `npm ci` runs when node_modules is missing or older than package-lock.json;
+# `vite build` runs when a source changed. Output: frontend/dist/ (git-ignored),
+# published by collectstatic. No download at run time: codecs and workers are
+# in the bundle.
+NPM ?= npm
+FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/vite.config.ts frontend/tsconfig.json
+frontend: frontend/dist/manifest.json
+
+node_modules/.installed: package-lock.json package.json
+	$(NPM) ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+frontend/dist/manifest.json: node_modules/.installed $(FRONTEND_SOURCES)
+	$(NPM) run --silent build
+
+frontend-test: node_modules/.installed
+	$(NPM) run --silent typecheck
+	$(NPM) run --silent test
+# --- End of viewer -------------------------------------------------------------
 
 # Debian packages: installed only when missing (needs root or sudo).
 define apt_install
@@ -66,4 +87,4 @@ worker: venv
 	$(VENV)/bin/celery -A clinicnet worker -l info -Q emergency,default
 
 clean:
-	rm -rf $(VENV) staticfiles var
+	rm -rf $(VENV) staticfiles var node_modules frontend/dist

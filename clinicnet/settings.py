@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "clinicnet.audit",
     "institutions",
     "imaging",
+    "django_vite",
 ]
 
 MIDDLEWARE = [
@@ -165,6 +166,21 @@ MEDIA_ROOT = DATA_DIR / "storage"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "clinicnet" / "static"]
+# --- Viewer bundle (frontend/, built by `make frontend`) ---------------------
+# Vite writes content-hashed files and a manifest into frontend/dist/ (git-ignored);
+# collectstatic publishes them under /static/viewer/, the `base` in
+# frontend/vite.config.ts. With VITE_DEV_MODE (default: DEBUG) the pages load the
+# viewer from `npm run dev` on port 5173 instead.
+VIEWER_BUILD_DIR = BASE_DIR / "frontend" / "dist"
+STATICFILES_DIRS.append(("viewer", VIEWER_BUILD_DIR))
+DJANGO_VITE = {
+    "default": {
+        "dev_mode": envbool("VITE_DEV_MODE", DEBUG),
+        "static_url_prefix": "viewer",
+        "manifest_path": VIEWER_BUILD_DIR / "manifest.json",
+    }
+}
+# --- End of viewer bundle -----------------------------------------------------
 S3_BUCKET = envstr("S3_BUCKET")
 if S3_BUCKET:
     _default_storage = {

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from imaging.viewer import study_viewer
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("studies/<str:study_uid>/viewer/", study_viewer, name="study-viewer"),
+]

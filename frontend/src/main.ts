@@ -1,0 +1,29 @@
+// Entry point of the viewer bundle, loaded by imaging/templates/imaging/viewer.html.
+
+// vtk.js extends Node's EventEmitter; the `events` package provides it in the
+// browser (without it the page dies with "Class extends value undefined").
+import "events";
+
+import "./styles.css";
+import { languageFrom, translator } from "./i18n";
+import { Viewer, type ViewerConfig } from "./viewer/app";
+
+function readConfig(): ViewerConfig {
+  const element = document.getElementById("viewer-config");
+  if (!element?.textContent) {
+    throw new Error("the page has no #viewer-config");
+  }
+  return JSON.parse(element.textContent) as ViewerConfig;
+}
+
+const root = document.getElementById("viewer");
+if (root) {
+  const t = translator(languageFrom(document.documentElement.lang));
+  document.body.classList.add("viewer-page");
+  const viewer = new Viewer(root, readConfig(), t);
+  viewer.start().catch((error: unknown) => {
+    console.error(error);
+    root.dataset.state = "error";
+    root.textContent = `${t("app.error")} ${t("app.errorRetry")}`;
+  });
+}

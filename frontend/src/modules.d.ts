@@ -1,0 +1,2 @@
+// dcmjs ships no type declarations; the tag browser only reads its dictionary.
+declare module "dcmjs";

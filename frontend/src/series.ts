@@ -1,0 +1,113 @@
+// From DICOMweb answers to what the viewer shows: the series panel's entries
+// and, per series, the stack of Cornerstone image ids.
+
+import { frameCount, getNumber, getString, hasPixels, sortInstances, Tag, type DicomJsonDataset } from "./dicomJson";
+import { imageIdFor, type ImageScheme, type StudyRef } from "./dicomweb";
+
+export interface SeriesSummary {
+  uid: string;
+  modality: string;
+  description: string;
+  number: number | null;
+  instanceCount: number | null;
+}
+
+/** The QIDO-RS series answer, in series-number order (unnumbered last). */
+export function seriesSummaries(qido: readonly DicomJsonDataset[]): SeriesSummary[] {
+  return qido
+    .map((series) => ({
+      uid: getString(series, Tag.SeriesInstanceUID),
+      modality: getString(series, Tag.Modality),
+      description: getString(series, Tag.SeriesDescription),
+      number: getNumber(series, Tag.SeriesNumber),
+      instanceCount: getNumber(series, Tag.NumberOfSeriesRelatedInstances),
+    }))
+    .filter((series) => series.uid !== "")
+    .sort((a, b) => (a.number ?? Number.MAX_SAFE_INTEGER) - (b.number ?? Number.MAX_SAFE_INTEGER));
+}
+
+export interface StackImage {
+  imageId: string;
+  sopInstanceUID: string;
+  /** 1-based frame within its instance, and the instance's frame count. */
+  frame: number;
+  frames: number;
+  instance: DicomJsonDataset;
+}
+
+/**
+ * One entry per frame, instances in display order. Objects without pixels
+ * (structured reports, presentation states) are left out.
+ */
+export function stackImages(
+  ref: StudyRef,
+  seriesUid: string,
+  instances: readonly DicomJsonDataset[],
+  scheme: ImageScheme = "wadors",
+): StackImage[] {
+  const images: StackImage[] = [];
+  for (const instance of sortInstances(instances.filter(hasPixels))) {
+    const sop = getString(instance, Tag.SOPInstanceUID);
+    if (!sop) {
+      continue;
+    }
+    const frames = frameCount(instance);
+    for (let frame = 1; frame <= frames; frame++) {
+      images.push({
+        imageId: imageIdFor(scheme, ref, seriesUid, sop, frame, frames),
+        sopInstanceUID: sop,
+        frame,
+        frames,
+        instance,
+      });
+    }
+  }
+  return images;
+}
+
+/** Whether a stack is one multi-frame object (cine loop) rather than a stack of slices. */
+export function isCineStack(images: readonly StackImage[]): boolean {
+  return images.length > 1 && images.every((image) => image.frames > 1);
+}
+
+/**
+ * The order to load a stack in: the image on screen first, then outwards
+ * from it in both directions, so scrolling from the first image never waits
+ * on images far away.
+ */
+export function loadOrder(count: number, start: number): number[] {
+  const order: number[] = [];
+  if (count <= 0) {
+    return order;
+  }
+  const first = Math.min(Math.max(start, 0), count - 1);
+  order.push(first);
+  for (let distance = 1; order.length < count; distance++) {
+    if (first + distance < count) {
+      order.push(first + distance);
+    }
+    if (first - distance >= 0) {
+      order.push(first - distance);
+    }
+  }
+  return order;
+}
+
+/**
+ * Metadata as the image loader's metadata manager needs it. Radiographs and
+ * dental images often carry only Imager Pixel Spacing (spacing at the
+ * detector); measurements then use it, and the viewer says so on screen.
+ */
+export function withMeasurementSpacing(instance: DicomJsonDataset): {
+  metadata: DicomJsonDataset;
+  spacing: "pixel" | "imager" | "none";
+} {
+  if (instance[Tag.PixelSpacing]?.Value?.length) {
+    return { metadata: instance, spacing: "pixel" };
+  }
+  const imager = instance[Tag.ImagerPixelSpacing];
+  if (imager?.Value?.length) {
+    return { metadata: { ...instance, [Tag.PixelSpacing]: { vr: "DS", Value: imager.Value } }, spacing: "imager" };
+  }
+  return { metadata: instance, spacing: "none" };
+}

@@ -1,0 +1,152 @@
+// Cornerstone3D set-up: the rendering engine, the DICOM image loader (codecs
+// and decode workers come from our own bundle) and the tools with ClinicNet's
+// mouse bindings.
+
+import { cache, init as coreInit, RenderingEngine } from "@cornerstonejs/core";
+import { init as dicomImageLoaderInit } from "@cornerstonejs/dicom-image-loader";
+import {
+  addTool,
+  AngleTool,
+  annotation,
+  ArrowAnnotateTool,
+  EllipticalROITool,
+  Enums as ToolEnums,
+  init as toolsInit,
+  LengthTool,
+  PanTool,
+  RectangleROITool,
+  StackScrollTool,
+  ToolGroupManager,
+  WindowLevelTool,
+  ZoomTool,
+} from "@cornerstonejs/tools";
+
+import type { Translator } from "../i18n";
+import type { ToolName } from "../keyboard";
+import { angleTextLines, lengthTextLines, roiTextLines, type RoiStats } from "../measurements";
+
+export const RENDERING_ENGINE_ID = "clinicnet";
+export const TOOL_GROUP_ID = "clinicnet-stack";
+
+export const TOOL_CLASS_NAMES: Record<ToolName, string> = {
+  windowLevel: WindowLevelTool.toolName,
+  zoom: ZoomTool.toolName,
+  pan: PanTool.toolName,
+  scroll: StackScrollTool.toolName,
+  length: LengthTool.toolName,
+  angle: AngleTool.toolName,
+  rectangle: RectangleROITool.toolName,
+  ellipse: EllipticalROITool.toolName,
+  arrow: ArrowAnnotateTool.toolName,
+};
+
+export const ANNOTATION_TOOLS: readonly ToolName[] = ["length", "angle", "rectangle", "ellipse", "arrow"];
+
+/** Buttons that keep their tool whatever the left button does. */
+const FIXED_BINDINGS: Partial<Record<ToolName, ToolEnums.MouseBindings>> = {
+  zoom: ToolEnums.MouseBindings.Secondary,
+  pan: ToolEnums.MouseBindings.Auxiliary,
+};
+
+type TextCallback = (text: string) => void;
+export type AskText = (initial: string) => Promise<string | null>;
+
+// Cornerstone's stats arrive keyed by the viewport's target id.
+type CachedStats = Record<string, RoiStats & { length?: number; unit?: string; angle?: number }>;
+type Data = { cachedStats?: CachedStats };
+
+export interface CornerstoneSetup {
+  renderingEngine: RenderingEngine;
+  toolGroup: NonNullable<ReturnType<typeof ToolGroupManager.getToolGroup>>;
+}
+
+export function initCornerstone(t: Translator, askText: AskText): CornerstoneSetup {
+  coreInit();
+  toolsInit();
+  // Decoding runs in web workers bundled by Vite; two leave the main thread and
+  // the rest of a modest clinic PC free.
+  dicomImageLoaderInit({ maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)) });
+  // A CT of 500 slices at 512² × 2 bytes is ~250 MB; 1 GB holds several series.
+  cache.setMaxCacheSize(1024 * 1024 * 1024);
+
+  for (const tool of [
+    WindowLevelTool,
+    ZoomTool,
+    PanTool,
+    StackScrollTool,
+    LengthTool,
+    AngleTool,
+    RectangleROITool,
+    EllipticalROITool,
+    ArrowAnnotateTool,
+  ]) {
+    addTool(tool);
+  }
+
+  const toolGroup = ToolGroupManager.createToolGroup(TOOL_GROUP_ID);
+  if (!toolGroup) {
+    throw new Error("tool group already exists");
+  }
+  const stats = (data: Data, targetId: string) => data.cachedStats?.[targetId];
+  toolGroup.addTool(WindowLevelTool.toolName);
+  toolGroup.addTool(ZoomTool.toolName);
+  toolGroup.addTool(PanTool.toolName);
+  toolGroup.addTool(StackScrollTool.toolName, { loop: false });
+  toolGroup.addTool(LengthTool.toolName, {
+    getTextLines: (data: Data, targetId: string) => lengthTextLines(stats(data, targetId)),
+  });
+  toolGroup.addTool(AngleTool.toolName, {
+    getTextLines: (data: Data, targetId: string) => angleTextLines(stats(data, targetId)),
+  });
+  toolGroup.addTool(RectangleROITool.toolName, {
+    getTextLines: (data: Data, targetId: string) => roiTextLines(stats(data, targetId), t),
+  });
+  toolGroup.addTool(EllipticalROITool.toolName, {
+    getTextLines: (data: Data, targetId: string) => roiTextLines(stats(data, targetId), t),
+  });
+  toolGroup.addTool(ArrowAnnotateTool.toolName, {
+    getTextCallback: (done: TextCallback) => {
+      void askText("").then((text) => done(text ?? ""));
+    },
+    changeTextCallback: (data: { data?: { text?: string } }, _event: unknown, done: TextCallback) => {
+      void askText(data.data?.text ?? "").then((text) => {
+        if (text !== null) {
+          done(text);
+        }
+      });
+    },
+  });
+
+  // Every measurement can be selected, moved and deleted whatever the left button does.
+  for (const name of ANNOTATION_TOOLS) {
+    toolGroup.setToolPassive(TOOL_CLASS_NAMES[name]);
+  }
+  toolGroup.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Secondary }] });
+  toolGroup.setToolActive(PanTool.toolName, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Auxiliary }] });
+  toolGroup.setToolActive(StackScrollTool.toolName, { bindings: [{ mouseButton: ToolEnums.MouseBindings.Wheel }] });
+
+  const renderingEngine = new RenderingEngine(RENDERING_ENGINE_ID);
+  return { renderingEngine, toolGroup };
+}
+
+/** Give the left mouse button to *tool*; the previous left-button tool goes back to its fixed buttons only. */
+export function setPrimaryTool(setup: CornerstoneSetup, previous: ToolName | null, tool: ToolName): void {
+  const { toolGroup } = setup;
+  if (previous && previous !== tool) {
+    toolGroup.setToolPassive(TOOL_CLASS_NAMES[previous]);
+    const fixed = FIXED_BINDINGS[previous];
+    if (fixed !== undefined) {
+      toolGroup.setToolActive(TOOL_CLASS_NAMES[previous], { bindings: [{ mouseButton: fixed }] });
+    }
+  }
+  toolGroup.setToolActive(TOOL_CLASS_NAMES[tool], { bindings: [{ mouseButton: ToolEnums.MouseBindings.Primary }] });
+}
+
+/** Delete the selected measurements; returns how many were removed. */
+export function deleteSelectedAnnotations(): number {
+  const selected = annotation.selection.getAnnotationsSelected() ?? [];
+  for (const uid of selected) {
+    annotation.state.removeAnnotation(uid);
+  }
+  return selected.length;
+}

@@ -1,0 +1,136 @@
+// Modal sheets: keyboard help, the DICOM tag browser, and the arrow's text.
+
+import type { DicomJsonDataset } from "../dicomJson";
+import type { Translator } from "../i18n";
+import { KEY_BINDINGS } from "../keyboard";
+import { filterRows, tagRows, type Dictionary, type TagRow } from "../tags";
+import { h } from "./dom";
+
+let open: { dialog: HTMLDialogElement; onClose?: () => void } | null = null;
+
+export function isDialogOpen(): boolean {
+  return open !== null;
+}
+
+export function closeDialog(): void {
+  if (!open) {
+    return;
+  }
+  const { dialog, onClose } = open;
+  open = null;
+  dialog.close();
+  dialog.remove();
+  onClose?.();
+}
+
+function openDialog(t: Translator, title: string, body: Node[], className: string, onClose?: () => void): HTMLDialogElement {
+  closeDialog();
+  const dialog = h(
+    "dialog",
+    { className: `viewer-dialog ${className}`, "aria-label": title },
+    h(
+      "header",
+      {},
+      h("h2", {}, title),
+      h("button", { type: "button", className: "close", title: t("action.close"), onclick: () => closeDialog() }, "×"),
+    ),
+    body,
+  );
+  // Escape is handled by the viewer's key handler, so the dialog closes one way only.
+  dialog.addEventListener("cancel", (event) => {
+    event.preventDefault();
+    closeDialog();
+  });
+  document.body.append(dialog);
+  open = { dialog, onClose };
+  dialog.showModal();
+  return dialog;
+}
+
+export function showHelp(t: Translator): void {
+  const rows = KEY_BINDINGS.filter((binding) => binding.label !== "action.presetN").map((binding) =>
+    h("tr", {}, h("td", {}, h("kbd", {}, binding.display)), h("td", {}, t(binding.label))),
+  );
+  rows.push(h("tr", {}, h("td", {}, h("kbd", {}, "2 … 9")), h("td", {}, t("wl.presets"))));
+  openDialog(t, t("help.title"), [h("p", { className: "hint" }, t("help.mouse")), h("table", { className: "keys" }, h("tbody", {}, rows))], "help");
+}
+
+let dictionary: Promise<Dictionary> | null = null;
+
+/** The full DICOM dictionary comes from dcmjs, in its own chunk: only the tag browser needs it. */
+function loadDictionary(): Promise<Dictionary> {
+  dictionary ??= import("dcmjs").then((module) => {
+    const dcmjs = (module as { default?: unknown }).default ?? module;
+    const table = (dcmjs as { data: { DicomMetaDictionary: { dictionary: Record<string, { name?: string } | undefined> } } }).data
+      .DicomMetaDictionary.dictionary;
+    return (tag: string) => {
+      const name = table[tag]?.name;
+      return name && !name.startsWith("RETIRED_") ? name : name?.replace("RETIRED_", "");
+    };
+  });
+  return dictionary;
+}
+
+export async function showTags(t: Translator, instance: DicomJsonDataset | null): Promise<void> {
+  if (!instance) {
+    openDialog(t, t("tags.title"), [h("p", {}, t("tags.noImage"))], "tags");
+    return;
+  }
+  const filter = h("input", { type: "search", className: "filter", placeholder: t("tags.filter"), "aria-label": t("tags.filter") });
+  const tbody = h("tbody", {});
+  const table = h(
+    "table",
+    { className: "tag-table" },
+    h("thead", {}, h("tr", {}, h("th", {}, t("tags.tag")), h("th", {}, t("tags.name")), h("th", {}, t("tags.vr")), h("th", {}, t("tags.value")))),
+    tbody,
+  );
+  const dialog = openDialog(t, t("tags.title"), [filter, h("div", { className: "scroll" }, table)], "tags");
+  const lookup = await loadDictionary().catch(() => ((_tag: string) => undefined) as Dictionary);
+  if (!dialog.isConnected) {
+    return;
+  }
+  const rows = tagRows(instance, lookup, t("tags.bulk"));
+  const render = (list: readonly TagRow[]) =>
+    tbody.replaceChildren(
+      ...list.map((row) =>
+        h(
+          "tr",
+          { className: `depth-${Math.min(row.depth, 3)}` },
+          h("td", { className: "tag" }, row.tag),
+          h("td", {}, row.keyword),
+          h("td", {}, row.vr),
+          h("td", { className: "value" }, row.value),
+        ),
+      ),
+    );
+  render(rows);
+  filter.addEventListener("input", () => render(filterRows(rows, filter.value)));
+  filter.focus();
+}
+
+/** Ask for the arrow's text; resolves to null when cancelled. */
+export function askText(t: Translator, initial: string): Promise<string | null> {
+  return new Promise((resolve) => {
+    let answer: string | null = null;
+    const input = h("input", { type: "text", className: "text", value: initial, "aria-label": t("annotation.prompt") });
+    const form = h(
+      "form",
+      { method: "dialog" },
+      input,
+      h(
+        "div",
+        { className: "buttons" },
+        h("button", { type: "button", onclick: () => closeDialog() }, t("annotation.cancel")),
+        h("button", { type: "submit", className: "primary" }, t("annotation.ok")),
+      ),
+    );
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      answer = input.value;
+      closeDialog();
+    });
+    openDialog(t, t("annotation.prompt"), [form], "prompt", () => resolve(answer));
+    input.focus();
+    input.select();
+  });
+}
