@@ -27,7 +27,7 @@ import numpy as np
 import pydicom
 from PIL import Image
 from pydicom.encaps import generate_fragmented_frames
-from pydicom.pixels import apply_voi_lut, convert_color_space
+from pydicom.pixels import apply_voi_lut
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "frontend" / "dist"
@@ -48,7 +48,8 @@ class Archive:
 
     def instance_json(self, sop: str, base: str) -> dict:
         ds = self.headers[sop]
-        data = ds.to_json_dict(bulk_data_threshold=1024, bulk_data_element_handler=lambda _e: "")
+        # Everything inline (palette LUT data too) except the pixels.
+        data = ds.to_json_dict(bulk_data_threshold=10**7)
         data["7FE00010"] = {"vr": "OW", "BulkDataURI": f"{base}/instances/{sop}/bulk/7FE00010"}
         data["00083002"] = {"vr": "UI", "Value": [str(ds.file_meta.TransferSyntaxUID)]}
         return data
@@ -84,8 +85,6 @@ class Archive:
         array = ds.pixel_array
         if frames > 1:
             array = array[number - 1]
-        if ds.SamplesPerPixel == 3 and str(ds.PhotometricInterpretation).startswith("YBR"):
-            array = convert_color_space(array, str(ds.PhotometricInterpretation), "RGB")
         return np.ascontiguousarray(array).tobytes(), "1.2.840.10008.1.2.1"
 
     def thumbnail(self, sop: str) -> bytes:
@@ -101,8 +100,7 @@ class Archive:
                 array = 255 - array
             image = Image.fromarray(array, mode="L")
         else:
-            if str(ds.PhotometricInterpretation).startswith("YBR"):
-                array = convert_color_space(array, str(ds.PhotometricInterpretation), "RGB")
+            # pixel_array has already converted YBR to RGB.
             image = Image.fromarray(array.astype(np.uint8))
         image.thumbnail((128, 128))
         out = io.BytesIO()

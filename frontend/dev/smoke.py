@@ -43,6 +43,101 @@ def series_uids(page: Page) -> list[str]:
     return page.evaluate("[...document.querySelectorAll('.series-item')].map(e => e.dataset.series)")
 
 
+def overlay(page: Page, corner: str, cell: int = 0) -> str:
+    return page.evaluate(f"document.querySelectorAll('.viewport-cell')[{cell}].querySelector('.overlay.{corner}').innerText")
+
+
+def markers(page: Page) -> str:
+    return page.evaluate(
+        "['top','right','bottom','left'].map(m => document.querySelector('.viewport-cell .marker.' + m).innerText).join(' ')"
+    )
+
+
+def drag(page: Page, start: tuple[float, float], end: tuple[float, float], button: str = "left") -> None:
+    box = page.locator(".viewport-cell").first.bounding_box()
+    assert box
+    page.mouse.move(box["x"] + start[0] * box["width"], box["y"] + start[1] * box["height"])
+    page.mouse.down(button=button)
+    for step in range(1, 11):
+        x = start[0] + (end[0] - start[0]) * step / 10
+        y = start[1] + (end[1] - start[1]) * step / 10
+        page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"])
+    page.mouse.up(button=button)
+
+
+def interactions(page: Page, out: Path) -> None:
+    """The reader's everyday moves on the first series, with a screenshot after each group."""
+    first = series_uids(page)[0]
+    page.dblclick(f'.series-item[data-series="{first}"]')
+    wait_ready(page)
+    time.sleep(1)
+    page.keyboard.press("2")
+    time.sleep(0.3)
+    print("preset 2:", overlay(page, "br").replace("\n", " | "))
+    page.keyboard.press("1")
+    time.sleep(0.3)
+    print("preset 1 (file):", overlay(page, "br").replace("\n", " | "))
+    box = page.locator(".viewport-cell").first.bounding_box()
+    assert box
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(5):
+        page.mouse.wheel(0, 120)
+        time.sleep(0.1)
+    time.sleep(0.5)
+    print("after 5 wheel steps:", overlay(page, "bl").replace("\n", " | "))
+    page.keyboard.press("End")
+    time.sleep(0.5)
+    print("End:", overlay(page, "bl").split("\n")[1])
+    page.keyboard.press("Home")
+    time.sleep(0.3)
+    page.keyboard.press("w")
+    drag(page, (0.5, 0.5), (0.6, 0.4))
+    time.sleep(0.3)
+    print("after W/L drag:", overlay(page, "br").replace("\n", " | "))
+    page.keyboard.press("1")
+    page.keyboard.press("l")
+    drag(page, (0.35, 0.5), (0.65, 0.5))
+    page.keyboard.press("e")
+    drag(page, (0.42, 0.3), (0.5, 0.4))
+    page.keyboard.press("r")
+    drag(page, (0.55, 0.45), (0.62, 0.55))
+    page.keyboard.press("a")
+    page.mouse.click(box["x"] + 0.3 * box["width"], box["y"] + 0.7 * box["height"])
+    page.mouse.click(box["x"] + 0.4 * box["width"], box["y"] + 0.8 * box["height"])
+    page.mouse.click(box["x"] + 0.5 * box["width"], box["y"] + 0.7 * box["height"])
+    time.sleep(0.5)
+    page.screenshot(path=str(out / "50-measurements.png"))
+    text = page.evaluate("[...document.querySelectorAll('.viewport-cell svg text')].map(t => t.textContent).join(' | ')")
+    print("measurement text:", text)
+    print("markers:", markers(page))
+    page.keyboard.press(".")
+    time.sleep(0.3)
+    print("rotated right:", markers(page))
+    page.keyboard.press("h")
+    time.sleep(0.3)
+    print("then flipped H:", markers(page))
+    page.keyboard.press("0")
+    time.sleep(0.3)
+    print("reset:", markers(page))
+    page.keyboard.press("?")
+    time.sleep(0.3)
+    page.screenshot(path=str(out / "60-help.png"))
+    page.keyboard.press("Escape")
+    page.keyboard.press("d")
+    time.sleep(1)
+    page.screenshot(path=str(out / "61-tags.png"))
+    print("tag rows:", page.evaluate("document.querySelectorAll('.tag-table tbody tr').length"))
+    page.keyboard.press("Escape")
+    page.keyboard.press("Shift+Digit3")
+    time.sleep(2)
+    page.screenshot(path=str(out / "70-2x2.png"))
+    uids = series_uids(page)
+    page.drag_and_drop(f'.series-item[data-series="{uids[3]}"]', ".viewport-cell[data-cell='1']")
+    time.sleep(2)
+    print("dropped into cell 2:", overlay(page, "bl", 1).split("\n")[0])
+    page.screenshot(path=str(out / "71-dropped.png"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", help="viewer page URL (mock server)")
@@ -87,6 +182,12 @@ def main() -> int:
             )
             time.sleep(1.0)
             page.screenshot(path=str(args.out / f"{number:02d}-series.png"))
+        interactions(page, args.out)
+        if not args.base:
+            page.goto(url + ("&" if "?" in url else "?") + "lang=en")
+            print("english:", wait_ready(page))
+            time.sleep(1)
+            page.screenshot(path=str(args.out / "90-english.png"))
         browser.close()
     for problem in problems:
         print(problem)

@@ -1,6 +1,7 @@
 // The DICOMweb endpoints the viewer uses (PS3.18), all under one same-origin
 // root, authenticated by the Django session cookie.
 
+import { firstPart } from "./bulk";
 import type { DicomJsonDataset } from "./dicomJson";
 
 const enc = encodeURIComponent;
@@ -120,4 +121,17 @@ export async function fetchDicomJson(url: string, fetchImpl: Fetch = fetch): Pro
     throw new TypeError(`expected a DICOM JSON array from ${url}`);
   }
   return body as DicomJsonDataset[];
+}
+
+/** GET bulk data (PS3.18 8.4): the first part's bytes of the multipart answer. */
+export async function fetchBulkData(url: string, fetchImpl: Fetch = fetch): Promise<Uint8Array> {
+  const response = await fetchImpl(url, {
+    credentials: "same-origin",
+    headers: { Accept: 'multipart/related; type="application/octet-stream", application/octet-stream' },
+  });
+  if (!response.ok) {
+    throw new HttpError(response.status, url);
+  }
+  const body = new Uint8Array(await response.arrayBuffer());
+  return firstPart(response.headers.get("Content-Type") ?? "", body);
 }

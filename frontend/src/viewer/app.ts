@@ -13,7 +13,9 @@ import { wadors } from "@cornerstonejs/dicom-image-loader";
 
 import { advanceFrame, CineClock, defaultFrameRate, stepFps } from "../cine";
 import { getString, Tag, type DicomJsonDataset } from "../dicomJson";
+import { withPaletteValues } from "../bulk";
 import {
+  fetchBulkData,
   fetchDicomJson,
   seriesListUrl,
   seriesMetadataUrl,
@@ -535,7 +537,8 @@ export class Viewer {
         spacing = prepared.spacing;
         if (scheme === "wadors") {
           // The loader reads pixel module, plane and VOI from this for every frame.
-          wadors.metaDataManager.add(image.imageId, prepared.metadata as never);
+          const metadata = await withPaletteValues(prepared.metadata, (uri) => fetchBulkData(uri));
+          wadors.metaDataManager.add(image.imageId, metadata as never);
         }
       }
     }
