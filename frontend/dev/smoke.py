@@ -44,12 +44,14 @@ def series_uids(page: Page) -> list[str]:
 
 
 def overlay(page: Page, corner: str, cell: int = 0) -> str:
-    return page.evaluate(f"document.querySelectorAll('.viewport-cell')[{cell}].querySelector('.overlay.{corner}').innerText")
+    script = f"document.querySelectorAll('.viewport-cell')[{cell}].querySelector('.overlay.{corner}').innerText"
+    return page.evaluate(script)
 
 
 def markers(page: Page) -> str:
     return page.evaluate(
-        "['top','right','bottom','left'].map(m => document.querySelector('.viewport-cell .marker.' + m).innerText).join(' ')"
+        "['top','right','bottom','left']"
+        ".map(m => document.querySelector('.viewport-cell .marker.' + m).innerText).join(' ')"
     )
 
 
@@ -107,7 +109,9 @@ def interactions(page: Page, out: Path) -> None:
     page.mouse.click(box["x"] + 0.5 * box["width"], box["y"] + 0.7 * box["height"])
     time.sleep(0.5)
     page.screenshot(path=str(out / "50-measurements.png"))
-    text = page.evaluate("[...document.querySelectorAll('.viewport-cell svg text')].map(t => t.textContent).join(' | ')")
+    text = page.evaluate(
+        "[...document.querySelectorAll('.viewport-cell svg text')].map(t => t.textContent).join(' | ')"
+    )
     print("measurement text:", text)
     print("markers:", markers(page))
     page.keyboard.press(".")
