@@ -213,6 +213,23 @@ STORAGES = {
 }
 WHITENOISE_MAX_AGE = 3600
 
+# --- DICOM archive limits -------------------------------------------------------
+
+DICOM_MAX_FILE_BYTES = envint("DICOM_MAX_FILE_MB", 1024) * 1024 * 1024
+# A zip is refused entry by entry when one member expands more than this many
+# times its compressed size, or the whole archive beyond ZIP_MAX_TOTAL_MB.
+ZIP_MAX_RATIO = envint("ZIP_MAX_RATIO", 200)
+ZIP_MAX_TOTAL_BYTES = envint("ZIP_MAX_TOTAL_MB", 20 * 1024) * 1024 * 1024
+ZIP_MAX_ENTRIES = envint("ZIP_MAX_ENTRIES", 50_000)
+# Uploads go to disk (the data folder) once over 2.5 MB, never whole into memory.
+FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "spool")
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_NUMBER_FILES = 2000
+# Preview images: the longest side of per-frame previews and of thumbnails.
+PREVIEW_SIZE = envint("PREVIEW_SIZE", 512)
+THUMBNAIL_SIZE = envint("THUMBNAIL_SIZE", 128)
+
 # --- Authentication and sessions -------------------------------------------
 
 AUTH_USER_MODEL = "institutions.User"
@@ -312,5 +329,6 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # Our audit trail records logins; axes' own lines only repeat them.
         "axes": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
     },
 }

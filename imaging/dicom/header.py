@@ -121,9 +121,7 @@ def _tag_hex(tag: BaseTag) -> str:
     return f"{tag:08X}"
 
 
-def _element_json(
-    element: DataElement, path: str, bulk_uri: Callable[[str], str]
-) -> dict[str, Any] | None:
+def _element_json(element: DataElement, path: str, bulk_uri: Callable[[str], str]) -> dict[str, Any] | None:
     """One element as DICOM JSON, large binary values as BulkDataURI."""
     if element.VR == "SQ":
         items = []
@@ -213,7 +211,7 @@ def read_dataset(path: Path, *, defer_size: int | None = DEFER_SIZE) -> tuple[Da
             # old CDs; accept them only if they parse as a real dataset below.
             try:
                 ds = pydicom.dcmread(str(path), defer_size=defer_size, force=True)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise InvalidDicom(f"not a DICOM file ({type(exc).__name__})") from exc
             if "SOPInstanceUID" not in ds and "SOPClassUID" not in ds:
                 raise InvalidDicom("not a DICOM file (no DICM header and no DICOM identifiers)") from None
@@ -261,8 +259,10 @@ def parse_header(path: Path, *, dicomweb_root: str = "/dicomweb") -> Header:
     if not transfer_syntax:
         # No file meta: pydicom guessed the encoding; name what it found.
         transfer_syntax = (
-            "1.2.840.10008.1.2.1" if not ds.is_implicit_VR else "1.2.840.10008.1.2"
-        ) if ds.is_little_endian else "1.2.840.10008.1.2.2"
+            ("1.2.840.10008.1.2.1" if not ds.is_implicit_VR else "1.2.840.10008.1.2")
+            if ds.is_little_endian
+            else "1.2.840.10008.1.2.2"
+        )
 
     pixel = _pixel_data_check(ds, path, file_size, warned_eof)
 

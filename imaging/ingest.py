@@ -1,0 +1,352 @@
+"""The one ingest path. Every entry point — web upload, REST API, STOW-RS,
+C-STORE, the import command — hands files to an :class:`IngestSession` and
+gets one :class:`IngestResult` per file back.
+
+For each file: check the size → parse and validate the header → hash →
+decide stored / duplicate / conflict → store the original bytes atomically →
+index it in one transaction. When the session closes, preview rendering is
+scheduled for what was stored (after the transaction commits), the owning
+institution's pages are told, and the audit trail gets one event per study.
+
+A crash between storing and indexing leaves a file that no index row points
+to; nobody can see it, and ``manage.py cleanup_storage`` finds and removes
+it.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.http import HttpRequest
+from django.utils.translation import gettext as _
+
+from clinicnet.audit.services import audit_record
+from imaging import storage
+from imaging.dicom.header import DicomDirectory, Header, InvalidDicom, parse_header
+from imaging.dicom.names import fold_for_search
+from imaging.models import Instance, Patient, Series, Study
+from institutions.models import Institution, User
+
+logger = logging.getLogger(__name__)
+
+
+class EntryPoint:
+    WEB = "web"
+    API = "api"
+    STOW = "stow-rs"
+    DIMSE = "dimse"
+    IMPORT = "import"
+
+
+class Outcome:
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+    REJECTED = "rejected"
+    SKIPPED = "skipped"
+
+
+@dataclass
+class IngestResult:
+    """What happened to one file. ``reason`` is for people; empty when stored."""
+
+    name: str
+    outcome: str
+    reason: str = ""
+    sop_class_uid: str = ""
+    sop_instance_uid: str = ""
+    study_instance_uid: str = ""
+    series_instance_uid: str = ""
+    instance_id: int | None = None
+    size: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in (Outcome.STORED, Outcome.DUPLICATE)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "sop_class_uid": self.sop_class_uid,
+            "sop_instance_uid": self.sop_instance_uid,
+            "study_instance_uid": self.study_instance_uid,
+            "series_instance_uid": self.series_instance_uid,
+            "size": self.size,
+        }
+
+
+class IndexConflict(Exception):
+    """The file contradicts what the index already holds (kept unchanged)."""
+
+
+def _display_size(size: int) -> str:
+    return f"{size / (1024 * 1024):.0f} MB" if size >= 1024 * 1024 else f"{size} bytes"
+
+
+@dataclass
+class IngestSession:
+    """A batch of files from one entry point, for one institution, by one actor.
+
+    Use as a context manager; results accumulate in ``results``.
+    """
+
+    institution: Institution
+    entry_point: str
+    actor: User | None = None
+    actor_label: str = ""
+    request: HttpRequest | None = None
+    address: str | None = None
+    results: list[IngestResult] = field(default_factory=list)
+    _stored_by_study: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    _touched_studies: dict[int, Study] = field(default_factory=dict)
+    _audited: int = 0
+
+    def __enter__(self) -> IngestSession:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # --- one file ---------------------------------------------------------
+
+    def add_bytes(self, data: bytes, name: str = "") -> IngestResult:
+        with tempfile.NamedTemporaryFile(suffix=".dcm", dir=_spool_dir()) as handle:
+            handle.write(data)
+            handle.flush()
+            return self.add_file(Path(handle.name), name=name)
+
+    def add_file(self, path: Path, name: str = "") -> IngestResult:
+        """Ingest the DICOM file at *path* (not moved or deleted)."""
+        name = name or path.name
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            return self._record(IngestResult(name, Outcome.REJECTED, _("cannot read the file: %s") % exc.strerror))
+        limit = settings.DICOM_MAX_FILE_BYTES
+        if size > limit:
+            return self._record(
+                IngestResult(
+                    name,
+                    Outcome.REJECTED,
+                    _("the file is %(size)s, over the limit of %(limit)s per file")
+                    % {"size": _display_size(size), "limit": _display_size(limit)},
+                    size=size,
+                )
+            )
+        try:
+            header = parse_header(path)
+        except DicomDirectory as exc:
+            return self._record(IngestResult(name, Outcome.SKIPPED, exc.reason, size=size))
+        except InvalidDicom as exc:
+            return self._record(IngestResult(name, Outcome.REJECTED, exc.reason, size=size))
+        result = IngestResult(
+            name=name,
+            outcome=Outcome.REJECTED,
+            sop_class_uid=header.sop_class_uid,
+            sop_instance_uid=header.sop_instance_uid,
+            study_instance_uid=header.study_instance_uid,
+            series_instance_uid=header.series_instance_uid,
+            size=size,
+        )
+        sha256 = storage.sha256_of(path)
+        existing = self._existing(header.sop_instance_uid)
+        if existing is not None:
+            return self._record(self._duplicate_or_conflict(result, existing, sha256))
+
+        key = storage.dicom_key(
+            self.institution.code,
+            header.study_instance_uid,
+            header.series_instance_uid,
+            header.sop_instance_uid,
+            sha256,
+        )
+        try:
+            storage.store_file(key, path)
+        except OSError as exc:
+            logger.exception("storing %s failed", key)
+            result.reason = _("the server could not store the file (%s); nothing was kept, try again") % exc.strerror
+            return self._record(result)
+        try:
+            instance = self._index(header, key, size, sha256)
+        except IntegrityError:
+            # Someone stored the same SOP Instance UID at the same moment.
+            existing = self._existing(header.sop_instance_uid)
+            if existing is not None and existing.storage_key != key:
+                storage.delete(key)
+            if existing is None:
+                storage.delete(key)
+                result.reason = _("the file could not be indexed; nothing was kept, try again")
+                return self._record(result)
+            return self._record(self._duplicate_or_conflict(result, existing, sha256))
+        except IndexConflict as exc:
+            storage.delete(key)
+            result.outcome = Outcome.CONFLICT
+            result.reason = str(exc)
+            return self._record(result)
+        except Exception:
+            # Never leave stored bytes without an index row when we can help it.
+            storage.delete(key)
+            raise
+        result.outcome = Outcome.STORED
+        result.instance_id = instance.pk
+        self._stored_by_study[instance.study_id].append(instance.pk)
+        return self._record(result)
+
+    def _record(self, result: IngestResult) -> IngestResult:
+        self.results.append(result)
+        return result
+
+    def _existing(self, sop_instance_uid: str) -> Instance | None:
+        return (
+            Instance.objects.filter(institution=self.institution, sop_instance_uid=sop_instance_uid)
+            .only("id", "sha256", "storage_key", "study_id")
+            .first()
+        )
+
+    def _duplicate_or_conflict(self, result: IngestResult, existing: Instance, sha256: str) -> IngestResult:
+        result.instance_id = existing.pk
+        if existing.sha256 == sha256:
+            result.outcome = Outcome.DUPLICATE
+            result.reason = _("already stored (identical file)")
+        else:
+            result.outcome = Outcome.CONFLICT
+            result.reason = _(
+                "an instance with this SOP Instance UID is already stored with different contents; "
+                "the stored one was kept"
+            )
+        return result
+
+    # --- index --------------------------------------------------------------
+
+    def _index(self, header: Header, key: str, size: int, sha256: str) -> Instance:
+        with transaction.atomic():
+            patient, _created = Patient.objects.get_or_create(
+                institution=self.institution,
+                issuer=header.issuer_of_patient_id,
+                patient_id=header.patient_id,
+                defaults={
+                    "name": header.patient_name,
+                    "name_search": fold_for_search(header.patient_name),
+                    "birth_date": header.patient_birth_date,
+                    "sex": header.patient_sex,
+                },
+            )
+            study = (
+                Study.objects.select_for_update()
+                .filter(institution=self.institution, study_instance_uid=header.study_instance_uid)
+                .first()
+            )
+            if study is None:
+                study = Study.objects.create(
+                    institution=self.institution,
+                    patient=patient,
+                    study_instance_uid=header.study_instance_uid,
+                    study_date=header.study_date,
+                    study_time=header.study_time,
+                    accession_number=header.accession_number,
+                    study_id=header.study_id,
+                    description=header.study_description,
+                    referring_physician_name=header.referring_physician_name,
+                    uploaded_by=self.actor,
+                )
+            elif study.patient_id != patient.pk:
+                raise IndexConflict(
+                    _("this study is already filed under another patient ID (%(existing)s); the file says %(new)s")
+                    % {"existing": study.patient.patient_id or "-", "new": header.patient_id or "-"}
+                )
+            series, series_created = Series.objects.get_or_create(
+                study=study,
+                series_instance_uid=header.series_instance_uid,
+                defaults={
+                    "modality": header.modality,
+                    "series_number": header.series_number,
+                    "description": header.series_description,
+                    "body_part": header.body_part,
+                },
+            )
+            instance = Instance.objects.create(
+                institution=self.institution,
+                study=study,
+                series=series,
+                sop_instance_uid=header.sop_instance_uid,
+                sop_class_uid=header.sop_class_uid,
+                instance_number=header.instance_number,
+                transfer_syntax_uid=header.transfer_syntax_uid,
+                storage_key=key,
+                size=size,
+                sha256=sha256,
+                number_of_frames=header.number_of_frames,
+                rows=header.rows,
+                columns=header.columns,
+                metadata=header.metadata,
+                preview_status=Instance.PreviewStatus.PENDING,
+            )
+            Series.objects.filter(pk=series.pk).update(number_of_instances=F("number_of_instances") + 1)
+            modalities = study.modality_list
+            if header.modality and header.modality not in modalities:
+                modalities.append(header.modality)
+            Study.objects.filter(pk=study.pk).update(
+                number_of_instances=F("number_of_instances") + 1,
+                number_of_series=F("number_of_series") + (1 if series_created else 0),
+                modalities="\\".join(modalities),
+                status=Study.Status.PENDING,
+            )
+        self._touched_studies[study.pk] = study
+        return instance
+
+    # --- end of batch ---------------------------------------------------------
+
+    def close(self) -> None:
+        """Schedule previews, notify pages and audit, once per study."""
+        from clinicnet.events import push_to_institutions
+        from imaging.tasks import schedule_previews
+
+        for study_id, instance_ids in self._stored_by_study.items():
+            study = self._touched_studies[study_id]
+            schedule_previews(study_id=study_id, instance_ids=instance_ids, priority=study.priority)
+            push_to_institutions(
+                [self.institution.pk],
+                {"type": "study.updated", "study": study.study_instance_uid, "status": Study.Status.PENDING},
+            )
+        by_study: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for result in self.results[self._audited :]:
+            by_study[result.study_instance_uid or ""][result.outcome] += 1
+        for study_uid, counts in by_study.items():
+            audit_record(
+                action="study.store" if study_uid else "study.store_rejected",
+                request=self.request,
+                actor=self.actor,
+                actor_label=self.actor_label,
+                address=self.address,
+                institution=self.institution,
+                object_type="study",
+                object_id=study_uid,
+                detail={"entry_point": self.entry_point, **counts},
+            )
+        self._audited = len(self.results)
+        self._stored_by_study.clear()
+        self._touched_studies.clear()
+
+
+def _spool_dir() -> str:
+    path = Path(settings.DATA_DIR) / "spool"
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
+def spool_dir() -> str:
+    """Folder for temporary copies of uploads, on the data disk (not /tmp in RAM)."""
+    return _spool_dir()
