@@ -15,7 +15,7 @@ _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 def _group_text(group: str) -> str:
     parts = [part.strip() for part in group.split("^")]
-    family, given = (parts + ["", ""])[:2]
+    family, given = [*parts, "", ""][:2]
     if _HANGUL.search(group) or re.search(r"[\u4e00-\u9fff]", group):
         # Korean and Chinese-character names are written family+given, no space.
         return f"{family}{given}".strip()
