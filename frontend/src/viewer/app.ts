@@ -9,7 +9,7 @@ import {
   type StackViewport,
   type Types,
 } from "@cornerstonejs/core";
-import { wadors } from "@cornerstonejs/dicom-image-loader";
+import dicomImageLoader from "@cornerstonejs/dicom-image-loader/imageLoader";
 
 import { advanceFrame, CineClock, defaultFrameRate, stepFps } from "../cine";
 import { getString, Tag, type DicomJsonDataset } from "../dicomJson";
@@ -538,7 +538,7 @@ export class Viewer {
         if (scheme === "wadors") {
           // The loader reads pixel module, plane and VOI from this for every frame.
           const metadata = await withPaletteValues(prepared.metadata, (uri) => fetchBulkData(uri));
-          wadors.metaDataManager.add(image.imageId, metadata as never);
+          dicomImageLoader.wadors.metaDataManager.add(image.imageId, metadata as never);
         }
       }
     }

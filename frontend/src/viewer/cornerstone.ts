@@ -3,7 +3,10 @@
 // mouse bindings.
 
 import { cache, init as coreInit, RenderingEngine } from "@cornerstonejs/core";
-import { init as dicomImageLoaderInit } from "@cornerstonejs/dicom-image-loader";
+// The image loader's "imageLoader" entry, not its root: the root also pulls the
+// codecs into the main bundle, where they are never used (decoding runs in the
+// loader's web workers, which bundle their own codecs).
+import dicomImageLoader from "@cornerstonejs/dicom-image-loader/imageLoader";
 import {
   addTool,
   AngleTool,
@@ -65,7 +68,7 @@ export function initCornerstone(t: Translator, askText: AskText): CornerstoneSet
   toolsInit();
   // Decoding runs in web workers bundled by Vite; two leave the main thread and
   // the rest of a modest clinic PC free.
-  dicomImageLoaderInit({ maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)) });
+  dicomImageLoader.init({ maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)) });
   // A CT of 500 slices at 512² × 2 bytes is ~250 MB; 1 GB holds several series.
   cache.setMaxCacheSize(1024 * 1024 * 1024);
 

@@ -1,5 +1,7 @@
 // Modal sheets: keyboard help, the DICOM tag browser, and the arrow's text.
 
+import dcmjs from "dcmjs";
+
 import type { DicomJsonDataset } from "../dicomJson";
 import type { Translator } from "../i18n";
 import { KEY_BINDINGS } from "../keyboard";
@@ -55,20 +57,16 @@ export function showHelp(t: Translator): void {
   openDialog(t, t("help.title"), [h("p", { className: "hint" }, t("help.mouse")), h("table", { className: "keys" }, h("tbody", {}, rows))], "help");
 }
 
-let dictionary: Promise<Dictionary> | null = null;
+type DcmjsDictionary = Record<string, { name?: string } | undefined>;
 
-/** The full DICOM dictionary comes from dcmjs, in its own chunk: only the tag browser needs it. */
+/**
+ * Keywords from dcmjs's full DICOM dictionary. Cornerstone's metadata package
+ * already bundles dcmjs, so this costs nothing extra.
+ */
 function loadDictionary(): Promise<Dictionary> {
-  dictionary ??= import("dcmjs").then((module) => {
-    const dcmjs = (module as { default?: unknown }).default ?? module;
-    const table = (dcmjs as { data: { DicomMetaDictionary: { dictionary: Record<string, { name?: string } | undefined> } } }).data
-      .DicomMetaDictionary.dictionary;
-    return (tag: string) => {
-      const name = table[tag]?.name;
-      return name && !name.startsWith("RETIRED_") ? name : name?.replace("RETIRED_", "");
-    };
-  });
-  return dictionary;
+  const table = (dcmjs as { data: { DicomMetaDictionary: { dictionary: DcmjsDictionary } } }).data.DicomMetaDictionary
+    .dictionary;
+  return Promise.resolve((tag: string) => table[tag]?.name?.replace(/^RETIRED_/, ""));
 }
 
 export async function showTags(t: Translator, instance: DicomJsonDataset | null): Promise<void> {
