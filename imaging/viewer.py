@@ -15,6 +15,7 @@ from django.utils.translation import get_language
 from django.views.decorators.http import require_GET
 
 from clinicnet.audit.services import audit_record
+from imaging.access import access_study
 
 # The viewer's own UI strings live in frontend/src/i18n.ts; it knows these.
 VIEWER_LANGUAGES = ("ko", "en")
@@ -28,10 +29,6 @@ def _viewer_language() -> str:
 @require_GET
 @login_required
 def study_viewer(request: HttpRequest, study_uid: str) -> HttpResponse:
-    # Imported here, not at module level: imaging.access is written alongside
-    # this view, and the URLconf must load even before it exists.
-    from imaging.access import access_study
-
     study = access_study(request.user, study_uid)  # Http404 for unknown and forbidden alike
     audit_record(
         action="study.view",

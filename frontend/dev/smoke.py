@@ -108,7 +108,21 @@ def interactions(page: Page, out: Path) -> None:
     page.mouse.click(box["x"] + 0.4 * box["width"], box["y"] + 0.8 * box["height"])
     page.mouse.click(box["x"] + 0.5 * box["width"], box["y"] + 0.7 * box["height"])
     time.sleep(0.5)
+    page.keyboard.press("t")
+    drag(page, (0.7, 0.25), (0.6, 0.35))
+    time.sleep(0.5)
+    page.fill(".viewer-dialog.prompt input", "결절 의심")
+    page.keyboard.press("Enter")
+    time.sleep(0.5)
     page.screenshot(path=str(out / "50-measurements.png"))
+    count = "document.querySelectorAll('.viewport-cell svg [data-annotation-uid]').length"
+    before = page.evaluate(count)
+    # Select the length line by its end (window/level active: measurements stay selectable), then delete it.
+    page.keyboard.press("w")
+    page.mouse.click(box["x"] + 0.65 * box["width"], box["y"] + 0.5 * box["height"])
+    page.keyboard.press("Delete")
+    time.sleep(0.3)
+    print("annotations before/after Delete:", before, page.evaluate(count))
     text = page.evaluate(
         "[...document.querySelectorAll('.viewport-cell svg text')].map(t => t.textContent).join(' | ')"
     )

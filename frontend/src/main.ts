@@ -18,9 +18,11 @@ function readConfig(): ViewerConfig {
 
 const root = document.getElementById("viewer");
 if (root) {
-  const t = translator(languageFrom(document.documentElement.lang));
+  const config = readConfig();
+  // <html lang> is Django's active language; the config repeats it for pages that lack it.
+  const t = translator(languageFrom(document.documentElement.lang || config.language));
   document.body.classList.add("viewer-page");
-  const viewer = new Viewer(root, readConfig(), t);
+  const viewer = new Viewer(root, config, t);
   viewer.start().catch((error: unknown) => {
     console.error(error);
     root.dataset.state = "error";

@@ -57,9 +57,11 @@ import {
 import { askText, showHelp, showTags, closeDialog, isDialogOpen } from "./dialogs";
 import { h, setLines } from "./dom";
 
+/** What the Django template passes in `#viewer-config` (see imaging/viewer.py). */
 export interface ViewerConfig {
   studyInstanceUID: string;
   dicomwebRoot: string;
+  language?: string;
   homeUrl?: string;
 }
 
