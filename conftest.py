@@ -23,6 +23,23 @@ def english_messages() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def isolated_storage(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each test stores files in its own empty folder (unless S3 is configured)."""
+    from django.conf import settings
+
+    if settings.STORAGES["default"]["BACKEND"] != "django.core.files.storage.FileSystemStorage":
+        yield
+        return
+    django_settings = request.getfixturevalue("settings")
+    folder = tmp_path_factory.mktemp("storage")
+    django_settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": folder}},
+    }
+    yield
+
+
 @pytest.fixture
 def health_center(db: None) -> Institution:
     return make_institution(kind=Institution.Kind.HEALTH_CENTER, name_ko="한빛시 동구보건소")

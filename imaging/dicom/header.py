@@ -126,7 +126,7 @@ def _element_json(element: DataElement, path: str, bulk_uri: Callable[[str], str
     if element.VR == "SQ":
         items = []
         for index, item in enumerate(element.value or []):
-            items.append(_dataset_json(item, f"{path}/{index}/", bulk_uri))
+            items.append(_dataset_json(item, f"{path}{_tag_hex(element.tag)}/{index}/", bulk_uri))
         return {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
     if element.VR in BULK_VRS:
         length = len(element.value) if element.value is not None else 0

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imaging.dicom.header import InvalidDicom, parse_header
+
+
+def _local_testdata() -> list[Path]:
+    # get_testdata_files() may try to download files that are not installed;
+    # the test suite only looks at what is on this disk.
+    import pydicom.data
+
+    roots = [Path(pydicom.data.__file__).parent / "test_files", Path(pydicom.data.__file__).parent / "charset_files"]
+    try:
+        import data_store  # pydicom-data
+
+        roots.append(Path(data_store.__file__).parent / "data")
+    except ImportError:
+        pass
+    return sorted(path for root in roots for path in root.rglob("*.dcm"))
+
+
+def _has_pixels(path: Path) -> bool:
+    try:
+        header = parse_header(path)
+    except InvalidDicom:
+        return False
+    return "7FE00010" in header.metadata or "7FE00008" in header.metadata or "7FE00009" in header.metadata
+
+
+ALL_TESTDATA = _local_testdata()
+PIXEL_TESTDATA = [path for path in ALL_TESTDATA if _has_pixels(path)]
+
+
+@pytest.fixture
+def pixel_files() -> Iterator[list[Path]]:
+    yield PIXEL_TESTDATA
