@@ -230,6 +230,14 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 2000
 PREVIEW_SIZE = envint("PREVIEW_SIZE", 512)
 THUMBNAIL_SIZE = envint("THUMBNAIL_SIZE", 128)
 
+# --- DICOMweb (imaging/dicomweb) ---------------------------------------------
+# Origins of separately hosted viewers (OHIF) allowed to call /dicomweb/ from
+# the browser with a bearer token, e.g. "https://viewer.example.org"; "*" for any.
+DICOMWEB_CORS_ORIGINS = envlist("DICOMWEB_CORS_ORIGINS", [])
+# The most results one QIDO-RS answer carries (a Warning header says when there are more).
+DICOMWEB_QIDO_MAX_RESULTS = envint("DICOMWEB_QIDO_MAX_RESULTS", 1000)
+# --- End of DICOMweb ------------------------------------------------------------
+
 # --- Authentication and sessions -------------------------------------------
 
 AUTH_USER_MODEL = "institutions.User"
@@ -289,6 +297,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "institutions.tokens.PersonalAccessTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

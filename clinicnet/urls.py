@@ -21,6 +21,7 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("dicomweb/", include("imaging.dicomweb.urls")),
     path("", include("imaging.urls")),
     path("", include("institutions.urls")),
 ]

@@ -254,3 +254,52 @@ class LoginSession(models.Model):
 
     def __str__(self) -> str:
         return f"session of {self.user_id}"
+
+
+# --- Personal access tokens (DICOMweb and API clients) --------------------------
+
+
+class PersonalAccessToken(models.Model):
+    """A bearer token a user made for a tool (a DICOMweb viewer, a script).
+
+    Only the SHA-256 of the token is stored (tokens are 256 random bits, so a
+    fast hash is enough); the token itself is shown once, when it is made. A
+    token acts as its user, with the user's current roles: deactivating the
+    user or their institutions cuts it off too.
+    """
+
+    PREFIX = "cnpat_"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="access_tokens")
+    name = models.CharField(_("name"), max_length=100)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # The first characters, so a person can tell their tokens apart.
+    hint = models.CharField(max_length=16, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("personal access token")
+        verbose_name_plural = _("personal access tokens")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint}…)"
+
+    @classmethod
+    def new_token(cls) -> tuple[str, str]:
+        """A fresh (token, hash) pair."""
+        token = cls.PREFIX + secrets.token_urlsafe(32)
+        return token, _hash_token(token)
+
+    @staticmethod
+    def hash_of(token: str) -> str:
+        return _hash_token(token)
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+# --- End of personal access tokens ----------------------------------------------

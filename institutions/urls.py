@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from django.urls import path
 
-from institutions import views
+from institutions import tokens, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("language/", views.language_switch, name="language-switch"),
     path("profile/", views.profile, name="profile"),
+    path("profile/tokens/", tokens.token_create_view, name="access-token-create"),
+    path("profile/tokens/<int:token_id>/revoke/", tokens.token_revoke_view, name="access-token-revoke"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation-accept"),
     path("institutions/<str:code>/members/", views.institution_members, name="institution-members"),
     path(

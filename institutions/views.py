@@ -57,7 +57,9 @@ def profile(request: HttpRequest) -> HttpResponse:
         form.save()
         messages.success(request, _("Your profile was saved."))
         return redirect("profile")
-    return render(request, "institutions/profile.html", {"form": form})
+    from institutions.tokens import tokens_of  # personal access tokens section
+
+    return render(request, "institutions/profile.html", {"form": form, "access_tokens": tokens_of(request.user)})
 
 
 # --- Members of one institution -------------------------------------------------
