@@ -6,6 +6,8 @@ import { fileURLToPath } from "node:url";
 import { defineConfig } from "vite";
 
 const root = fileURLToPath(new URL(".", import.meta.url));
+// Where `make run` (or runserver) serves Django during development.
+const djangoOrigin = process.env.DJANGO_ORIGIN ?? "http://127.0.0.1:8000";
 
 export default defineConfig({
   root,
@@ -21,7 +23,8 @@ export default defineConfig({
     // Pre-bundling breaks Cornerstone's `new URL(..., import.meta.url)` worker
     // and codec references, so the dev server serves these packages as they are.
     exclude: ["@cornerstonejs/core", "@cornerstonejs/tools", "@cornerstonejs/dicom-image-loader"],
-    include: ["dicom-parser"],
+    // …but their CommonJS dependencies must be converted to ES modules.
+    include: ["dicom-parser", "xmlbuilder2"],
   },
   worker: {
     // The image loader's decode worker imports the codecs as ES modules.
@@ -39,9 +42,15 @@ export default defineConfig({
     },
   },
   server: {
-    // `npm run dev` with DEBUG=true: django-vite points <script> tags here.
+    // Development (`npm run dev`, Django with DEBUG=true or VITE_DEV_MODE=true):
+    // open http://localhost:5173/. Vite serves the bundle's modules and passes
+    // everything else to Django, so page, modules and the decode workers share
+    // one origin (browsers refuse cross-origin workers).
     port: 5173,
     strictPort: true,
     origin: "http://localhost:5173",
+    proxy: {
+      "^/(?!static/viewer/).*": { target: djangoOrigin, ws: true },
+    },
   },
 });

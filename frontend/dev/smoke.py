@@ -179,7 +179,7 @@ def main() -> int:
             page.goto(f"{args.base}/accounts/login/")
             page.fill("input[name=username]", args.login)
             page.fill("input[name=password]", args.password)
-            page.click("button[type=submit]")
+            page.click("main button[type=submit]")
             page.wait_for_load_state()
             url = f"{args.base}/studies/{args.study}/viewer/"
         else:

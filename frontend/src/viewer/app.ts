@@ -133,7 +133,11 @@ export class Viewer {
     private readonly t: Translator,
   ) {
     this.ref = { root: config.dicomwebRoot, study: config.studyInstanceUID };
-    this.presetSelect = h("select", { className: "presets", "aria-label": t("wl.presets"), title: t("wl.presets") });
+    this.presetSelect = h(
+      "select",
+      { className: "presets", "aria-label": t("wl.presets"), title: t("wl.presets") },
+      h("option", { value: "", disabled: true, selected: true }, t("wl.presets")),
+    );
     this.playButton = h("button", { type: "button", className: "tool", title: `${t("action.play")} (Space)` }, "▶");
     this.fpsInput = h("input", {
       type: "number",
