@@ -6,6 +6,7 @@ import re
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
@@ -24,6 +25,7 @@ from imaging.dicom.names import fold_for_search
 from imaging.ingest import EntryPoint, IngestResult, IngestSession, spool_dir
 from imaging.models import Instance, Series, Study
 from imaging.panels import study_panels
+from institutions.models import Institution
 
 PAGE_SIZE = 25
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -142,6 +144,9 @@ def filter_studies(queryset: QuerySet[Study], params: dict[str, str]) -> QuerySe
     status = params.get("status", "")
     if status in Study.Status.values:
         queryset = queryset.filter(status=status)
+    priority = params.get("priority", "")
+    if priority.isdigit() and int(priority) in Study.Priority.values:
+        queryset = queryset.filter(priority=int(priority))
     institution = params.get("institution", "")
     if institution:
         queryset = queryset.filter(institution__code=institution)
@@ -152,21 +157,49 @@ def _first_series_prefetch() -> Prefetch[Any]:
     return Prefetch("series", queryset=Series.objects.order_by("series_number", "id"))
 
 
+# Sort keys of the study list / worklist: URL value → ORDER BY.
+SORTS = {
+    "date": ("-study_date", "-created_at", "-id"),
+    "-date": ("study_date", "created_at", "id"),
+    "received": ("-created_at", "-id"),
+    "patient": ("patient__name_search", "-study_date", "-id"),
+    "modality": ("modalities", "-study_date", "-id"),
+    "institution": ("institution__code", "-study_date", "-id"),
+    "status": ("status", "-study_date", "-id"),
+    "priority": ("-priority", "-created_at", "-id"),
+}
+
+
 @login_required
 @require_GET
 def study_list(request: HttpRequest) -> HttpResponse:
-    studies = filter_studies(access.visible_studies(request.user), request.GET.dict())
+    """The worklist: every study the user may read, searchable, sortable, live."""
+    visible = access.visible_studies(request.user)
+    studies = filter_studies(visible, request.GET.dict())
+    sort = request.GET.get("sort", "priority")
+    if sort not in SORTS:
+        sort = "priority"
     studies = studies.select_related("patient", "institution").prefetch_related(_first_series_prefetch())
-    studies = studies.order_by("-study_date", "-created_at", "-id")
+    studies = studies.order_by(*SORTS[sort])
     page = Paginator(studies, PAGE_SIZE).get_page(request.GET.get("page"))
     modalities = ["CT", "MR", "CR", "DX", "US", "MG", "XA", "PX", "IO", "NM", "PT", "OT"]
+    institutions = (
+        Institution.objects.filter(pk__in=visible.values("institution_id"))
+        .order_by("code")
+        .only("code", "name_ko", "name_en")
+    )
+    keep = {k: v for k, v in request.GET.items() if k not in ("page", "fragment")}
     context = {
         "page": page,
         "params": request.GET,
+        "sort": sort,
         "modalities": modalities,
         "statuses": Study.Status.choices,
+        "priorities": Study.Priority.choices,
+        "institutions": institutions,
         "can_upload": access.upload_institutions(request.user).exists(),
-        "query_string": "&".join(f"{k}={v}" for k, v in request.GET.items() if k != "page"),
+        "query_string": urlencode(keep),
+        "filter_string": urlencode({k: v for k, v in keep.items() if k != "sort"}),
     }
     template = (
         "imaging/includes/study_rows.html" if request.GET.get("fragment") == "rows" else "imaging/study_list.html"

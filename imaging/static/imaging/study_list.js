@@ -32,5 +32,66 @@
     }
   }
 
-  window.addEventListener("clinicnet:event", onEvent);
+  document.addEventListener("clinicnet:event", onEvent);
+  // Events sent while the socket was down are lost: reload what is shown.
+  document.addEventListener("clinicnet:reconnected", () => {
+    if (rows) refreshRows();
+  });
+
+  // Keyboard navigation of the worklist: the selected row keeps its place
+  // across live refreshes by its study UID.
+  let selected = null;
+  function rowsNow() {
+    return rows ? Array.from(rows.querySelectorAll("tbody tr[data-study]")) : [];
+  }
+  function select(row) {
+    for (const other of rowsNow()) other.classList.remove("selected");
+    if (!row) return;
+    row.classList.add("selected");
+    row.focus({ preventScroll: false });
+    selected = row.dataset.study;
+  }
+  function move(step) {
+    const all = rowsNow();
+    if (!all.length) return;
+    const index = all.findIndex((row) => row.dataset.study === selected);
+    const next = index < 0 ? 0 : Math.min(Math.max(index + step, 0), all.length - 1);
+    select(all[next]);
+  }
+  document.addEventListener("keydown", (event) => {
+    if (!rows) return;
+    const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement && document.activeElement.tagName);
+    if (typing) {
+      if (event.key === "Escape") document.activeElement.blur();
+      return;
+    }
+    const current = rowsNow().find((row) => row.dataset.study === selected);
+    if (event.key === "ArrowDown" || event.key === "j") {
+      move(1);
+      event.preventDefault();
+    } else if (event.key === "ArrowUp" || event.key === "k") {
+      move(-1);
+      event.preventDefault();
+    } else if (event.key === "Enter" && current) {
+      window.location.href = current.dataset.viewer;
+    } else if (event.key === "o" && current) {
+      window.location.href = current.dataset.page;
+    } else if (event.key === "/") {
+      const search = document.getElementById("q");
+      if (search) {
+        search.focus();
+        event.preventDefault();
+      }
+    }
+  });
+  if (rows) {
+    rows.addEventListener("click", (event) => {
+      const row = event.target.closest("tr[data-study]");
+      if (row && !event.target.closest("a")) select(row);
+    });
+    new MutationObserver(() => {
+      const again = rowsNow().find((row) => row.dataset.study === selected);
+      if (again) again.classList.add("selected");
+    }).observe(rows, { childList: true });
+  }
 })();

@@ -27,6 +27,11 @@ class Command(BaseCommand):
                 result = module.load(self.stdout.write)
             if result:
                 accounts.extend(result)
+        # Previews of the demo images render in background threads in the
+        # embedded mode; finish them before the process exits.
+        from clinicnet.tasks import wait_for_threads
+
+        wait_for_threads()
         if accounts:
             self.stdout.write("")
             self.stdout.write(f"Demo accounts (password for all: {DEMO_PASSWORD}):")
