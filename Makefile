@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 APT_PACKAGES_TEST := chromium
-APT_PACKAGES := gettext
+APT_PACKAGES := gettext fonts-noto-cjk
 
 .PHONY: run test setup venv system-deps test-system-deps migrate messages lint typecheck clean worker frontend frontend-test
 

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "clinicnet.audit",
     "institutions",
     "imaging",
+    "consult",
     "django_vite",
 ]
 
@@ -95,6 +96,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "institutions.context_processors.memberships",
+                "consult.context_processors.notifications",
             ],
         },
     },
@@ -237,6 +239,22 @@ DICOMWEB_CORS_ORIGINS = envlist("DICOMWEB_CORS_ORIGINS", [])
 # The most results one QIDO-RS answer carries (a Warning header says when there are more).
 DICOMWEB_QIDO_MAX_RESULTS = envint("DICOMWEB_QIDO_MAX_RESULTS", 1000)
 # --- End of DICOMweb ------------------------------------------------------------
+
+# --- Consultations (consult) ---------------------------------------------------
+# After a consultation is closed, declined or cancelled, the readers keep
+# access to its studies this long (to finish a comment or an addendum).
+CONSULT_GRANT_GRACE_MINUTES = envint("CONSULT_GRANT_GRACE_MINUTES", 60)
+# Hours from the request to the due time, by priority; open ones past it are overdue.
+CONSULT_DUE_HOURS = {
+    "emergency": envint("CONSULT_DUE_EMERGENCY_HOURS", 1),
+    "urgent": envint("CONSULT_DUE_URGENT_HOURS", 24),
+    "routine": envint("CONSULT_DUE_ROUTINE_HOURS", 72),
+}
+CONSULT_EMAIL_NOTIFICATIONS = envbool("CONSULT_EMAIL_NOTIFICATIONS", True)
+# The font for Korean text in report PDFs (a file, optionally ":index" in a
+# collection); empty: ask fontconfig for Noto Sans CJK KR (Debian's fonts-noto-cjk).
+CONSULT_PDF_FONT = envstr("CONSULT_PDF_FONT", "")
+# --- End of consultations ---------------------------------------------------------
 
 # --- Authentication and sessions -------------------------------------------
 

@@ -23,5 +23,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("dicomweb/", include("imaging.dicomweb.urls")),
     path("", include("imaging.urls")),
+    path("", include("consult.urls")),
     path("", include("institutions.urls")),
 ]
