@@ -3,14 +3,26 @@
 // django-vite reads dist/manifest.json to find the content-hashed entry.
 import { viteCommonjs } from "@originjs/vite-plugin-commonjs";
 import { fileURLToPath } from "node:url";
-import { defineConfig } from "vite";
+import { createLogger, defineConfig } from "vite";
 
 const root = fileURLToPath(new URL(".", import.meta.url));
 // Where `make run` (or runserver) serves Django during development.
 const djangoOrigin = process.env.DJANGO_ORIGIN ?? "http://127.0.0.1:8000";
 
+// The codecs' Emscripten glue mentions Node's fs and path for running under
+// Node; in the browser those branches never run, so Vite's note about
+// externalising them is noise in every `make` run.
+const logger = createLogger();
+const warn = logger.warn.bind(logger);
+logger.warn = (message, options) => {
+  if (!message.includes("has been externalized for browser compatibility")) {
+    warn(message, options);
+  }
+};
+
 export default defineConfig({
   root,
+  customLogger: logger,
   // Must match STATIC_URL + the STATICFILES_DIRS prefix in clinicnet/settings.py:
   // chunk, worker and codec (.wasm) URLs are resolved against it.
   base: "/static/viewer/",
@@ -39,6 +51,7 @@ export default defineConfig({
     chunkSizeWarningLimit: 4000,
     rollupOptions: {
       input: { viewer: `${root}src/main.ts` },
+      checks: { pluginTimings: false },
     },
   },
   server: {
