@@ -19,6 +19,9 @@ function readConfig(): ViewerConfig {
 const root = document.getElementById("viewer");
 if (root) {
   const config = readConfig();
+  if (new URLSearchParams(window.location.search).get("loader") === "wadouri") {
+    config.loader = "wadouri";
+  }
   // <html lang> is Django's active language; the config repeats it for pages that lack it.
   const t = translator(languageFrom(document.documentElement.lang || config.language));
   document.body.classList.add("viewer-page");

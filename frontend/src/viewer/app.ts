@@ -50,7 +50,6 @@ import {
   deleteSelectedAnnotations,
   initCornerstone,
   setPrimaryTool,
-  TOOL_GROUP_ID,
   RENDERING_ENGINE_ID,
   type CornerstoneSetup,
 } from "./cornerstone";
@@ -63,6 +62,8 @@ export interface ViewerConfig {
   dicomwebRoot: string;
   language?: string;
   homeUrl?: string;
+  /** "wadouri" loads whole files over WADO-URI from the start (troubleshooting: `?loader=wadouri`). */
+  loader?: ImageScheme;
 }
 
 interface SeriesStack {
@@ -381,14 +382,11 @@ export class Viewer {
     }
     // The grid changed size: let Cornerstone size its canvases to it.
     this.cs.renderingEngine.resize(true, true);
-    const previous = this.layout;
     this.layout = next;
     for (const cell of this.cells) {
       const uid = next.cells[cell.index] ?? null;
-      if (uid !== cell.seriesUid || previous.layout !== next.layout) {
-        if (uid !== cell.seriesUid) {
-          void this.showSeries(cell, uid);
-        }
+      if (uid !== cell.seriesUid) {
+        void this.showSeries(cell, uid);
       }
       cell.root.classList.toggle("active", cell.index === next.active);
     }
@@ -533,7 +531,7 @@ export class Viewer {
     return promise;
   }
 
-  private async fetchStack(uid: string, scheme: ImageScheme = "wadors"): Promise<SeriesStack> {
+  private async fetchStack(uid: string, scheme: ImageScheme = this.config.loader ?? "wadors"): Promise<SeriesStack> {
     const instances = await fetchDicomJson(seriesMetadataUrl(this.ref, uid));
     const images = stackImages(this.ref, uid, instances, scheme);
     let spacing: SeriesStack["spacing"] = "pixel";
@@ -1032,5 +1030,3 @@ const TOOL_ICONS: Record<ToolName, string> = {
   ellipse: "◯",
   arrow: "➚",
 };
-
-export { TOOL_GROUP_ID };
