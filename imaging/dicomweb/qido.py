@@ -462,8 +462,11 @@ def search_series(request: HttpRequest, study_uid: str | None = None) -> HttpRes
     rows, more = query.page(series_rows.filter(query.filter))
     root = service_root(request)
     wanted = SERIES_DEFAULTS | query.include
+    if query.include_all or study is None:
+        # Above the series level and not in the URL: the study's attributes too (PS3.18 10.6.3.3.2).
+        wanted |= STUDY_DEFAULTS
     if query.include_all:
-        wanted |= SERIES_EXTRA | STUDY_DEFAULTS
+        wanted |= SERIES_EXTRA
     study_wanted = wanted & (STUDY_DEFAULTS | {"00100021"})
     extra = wanted - SERIES_DEFAULTS - STUDY_DEFAULTS - {"00100021"}
     metadata = _representatives(Series, "series_id", [s.pk for s in rows]) if extra else {}
@@ -494,8 +497,10 @@ def search_instances(request: HttpRequest, study_uid: str | None = None, series_
             "-study__study_date", "study_id", "series_id", "instance_number", "id"
         )
     wanted = INSTANCE_DEFAULTS | query.include
-    if query.include_all:
-        wanted |= STUDY_DEFAULTS | SERIES_DEFAULTS
+    if query.include_all or series_uid is None:
+        wanted |= SERIES_DEFAULTS
+    if query.include_all or study is None:
+        wanted |= STUDY_DEFAULTS
     if not query.include_all and not (wanted - INSTANCE_DEFAULTS - STUDY_DEFAULTS - SERIES_DEFAULTS):
         instances = instances.defer("metadata")
     rows, more = query.page(instances.filter(query.filter))
@@ -506,6 +511,7 @@ def search_instances(request: HttpRequest, study_uid: str | None = None, series_
     root = service_root(request)
     results = []
     for instance in rows:
+        instance.series.study = instance.study  # the same row: no query per instance
         values = {
             **_study_values(instance.study, root),
             **_series_values(instance.series, root),

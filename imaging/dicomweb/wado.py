@@ -158,7 +158,7 @@ def _explicit_little_endian(key: str) -> bytes:
         ds = pydicom.dcmread(str(path), force=True)
     try:
         if ds.file_meta.TransferSyntaxUID.is_compressed:
-            ds.decompress()
+            ds.decompress(generate_instance_uid=False)  # lossless decoding: the same instance
         else:
             ds.file_meta.TransferSyntaxUID = EXPLICIT_VR_LITTLE_ENDIAN
         buffer = io.BytesIO()
@@ -184,7 +184,8 @@ def _retrieve(request: HttpRequest, study: Study, instances: list[Instance], res
     choice = _choose_dicom(
         request_accept(request), {i.transfer_syntax_uid for i in instances}, single=resource == "instance"
     )
-    etag, last_modified = _validators(instances, choice)
+    # The stored files as they are keep the SHA-256 as ETag; other representations get their own.
+    etag, last_modified = _validators(instances, *(() if choice == DicomChoice(True, False) else (choice,)))
     cached = not_modified(request, etag, last_modified)
     if cached is not None:
         return cached
