@@ -99,6 +99,11 @@ def interactions(page: Page, out: Path) -> None:
     page.keyboard.press("1")
     page.keyboard.press("l")
     drag(page, (0.35, 0.5), (0.65, 0.5))
+    count = "document.querySelectorAll('.viewport-cell svg [data-annotation-uid]').length"
+    drawn = page.evaluate(count)
+    page.keyboard.press("z")  # picks the zoom tool; must not undo the length just drawn
+    time.sleep(0.3)
+    print("annotations before/after Z:", drawn, page.evaluate(count))
     page.keyboard.press("e")
     drag(page, (0.42, 0.3), (0.5, 0.4))
     page.keyboard.press("r")
@@ -115,7 +120,6 @@ def interactions(page: Page, out: Path) -> None:
     page.keyboard.press("Enter")
     time.sleep(0.5)
     page.screenshot(path=str(out / "50-measurements.png"))
-    count = "document.querySelectorAll('.viewport-cell svg [data-annotation-uid]').length"
     before = page.evaluate(count)
     # Select the length line by its end (window/level active: measurements stay selectable), then delete it.
     page.keyboard.press("w")

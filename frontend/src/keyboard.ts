@@ -109,7 +109,8 @@ export const KEY_BINDINGS: readonly KeyBinding[] = [
   { keys: ["digit1"], shift: true, action: { kind: "layout", layout: "1x1" }, label: "action.layout1x1", display: "Shift+1" },
   { keys: ["digit2"], shift: true, action: { kind: "layout", layout: "1x2" }, label: "action.layout1x2", display: "Shift+2" },
   { keys: ["digit3"], shift: true, action: { kind: "layout", layout: "2x2" }, label: "action.layout2x2", display: "Shift+3" },
-  { keys: ["tab"], action: { kind: "nextViewport" }, label: "action.nextViewport", display: "Tab" },
+  // Not Tab: that moves the keyboard focus, and the toolbar must stay reachable.
+  { keys: ["n"], action: { kind: "nextViewport" }, label: "action.nextViewport", display: "N" },
   { keys: ["d"], action: { kind: "tags" }, label: "action.tags", display: "D" },
   { keys: ["?"], action: { kind: "help" }, label: "action.help", display: "?" },
 ];

@@ -32,6 +32,11 @@ describe("keyboard map", () => {
     expect(actionForKey({ key: "?", code: "Slash", shiftKey: true })).toEqual({ kind: "help" });
   });
 
+  it("leaves Tab to the keyboard focus", () => {
+    expect(actionForKey({ key: "Tab" })).toBeNull();
+    expect(actionForKey({ key: "n" })).toEqual({ kind: "nextViewport" });
+  });
+
   it("leaves browser shortcuts alone", () => {
     expect(actionForKey({ key: "r", ctrlKey: true })).toBeNull();
     expect(actionForKey({ key: "1", altKey: true })).toBeNull();

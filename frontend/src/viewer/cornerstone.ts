@@ -98,6 +98,10 @@ export function initCornerstone(t: Translator, askText: AskText): CornerstoneSet
   toolGroup.addTool(LengthTool.toolName, {
     getTextLines: (data: Data, targetId: string) => lengthTextLines(stats(data, targetId)),
   });
+  // Cornerstone binds plain Z and Y to undo/redo while the length tool is
+  // active; here Z picks the zoom tool and must not also undo a measurement.
+  // (Set on the instance: the configuration merge keeps default bindings.)
+  toolGroup.getToolInstance(LengthTool.toolName).configuration.actions = {};
   toolGroup.addTool(AngleTool.toolName, {
     getTextLines: (data: Data, targetId: string) => angleTextLines(stats(data, targetId)),
   });
