@@ -119,22 +119,33 @@ function formatNameGroup(group: string): string {
   return [prefix, family, given, middle, suffix].filter(Boolean).join(" ");
 }
 
-/** A PN value for display: "홍길동", "HONG GILDONG", or both when they differ. */
+const HANGUL = /[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]/;
+
+/**
+ * A PN value for display. Korean files carry up to three forms
+ * ("Hong^Gildong=洪^吉童=홍^길동", PS3.5 Annex I: alphabetic, ideographic,
+ * phonetic): the Hangul form comes first wherever it is, the romanised one
+ * follows in brackets — "홍길동 (Hong Gildong)".
+ */
 export function formatPersonName(value: unknown): string {
   if (value === undefined || value === null) {
     return "";
   }
   if (typeof value === "string") {
     // Some producers put the whole "Alphabetic=Ideographic=Phonetic" string in one value.
-    return formatPersonName({ Alphabetic: value.split("=")[0], Ideographic: value.split("=")[1] });
+    const [Alphabetic, Ideographic, Phonetic] = value.split("=");
+    return formatPersonName({ Alphabetic, Ideographic, Phonetic });
   }
   const pn = value as PersonNameValue;
-  const alphabetic = pn.Alphabetic ? formatNameGroup(pn.Alphabetic) : "";
-  const ideographic = pn.Ideographic ? formatNameGroup(pn.Ideographic) : "";
-  if (alphabetic && ideographic && alphabetic !== ideographic) {
-    return CJK.test(alphabetic) ? `${alphabetic} (${ideographic})` : `${ideographic} (${alphabetic})`;
+  const forms = [pn.Alphabetic, pn.Ideographic, pn.Phonetic]
+    .filter((form): form is string => !!form && form.replace(/\^/g, "").trim() !== "")
+    .map(formatNameGroup);
+  if (forms.length === 0) {
+    return "";
   }
-  return alphabetic || ideographic || (pn.Phonetic ? formatNameGroup(pn.Phonetic) : "");
+  const main = forms.find((form) => HANGUL.test(form)) ?? forms.find((form) => CJK.test(form)) ?? forms[0];
+  const latin = forms.find((form) => !CJK.test(form));
+  return latin && latin !== main ? `${main} (${latin})` : main;
 }
 
 export function getPersonName(dataset: DicomJsonDataset | undefined, tag: string): string {

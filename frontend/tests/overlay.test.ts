@@ -74,9 +74,18 @@ describe("DICOM value formatting", () => {
   it("writes Korean names family name first without a space", () => {
     expect(formatPersonName({ Alphabetic: "홍^길동" })).toBe("홍길동");
     expect(formatPersonName({ Alphabetic: "HONG^GILDONG" })).toBe("HONG GILDONG");
-    expect(formatPersonName({ Alphabetic: "홍^길동", Ideographic: "洪^吉童" })).toBe("홍길동 (洪吉童)");
     expect(formatPersonName("Doe^John")).toBe("Doe John");
     expect(formatPersonName(undefined)).toBe("");
+    expect(formatPersonName({ Alphabetic: "^" })).toBe("");
+  });
+
+  it("puts the Hangul form first and the romanised one in brackets", () => {
+    expect(formatPersonName({ Alphabetic: "Kim^Minji", Ideographic: "金^敏智", Phonetic: "김^민지" })).toBe(
+      "김민지 (Kim Minji)",
+    );
+    expect(formatPersonName("Hong^Gildong=洪^吉童=홍^길동")).toBe("홍길동 (Hong Gildong)");
+    expect(formatPersonName({ Alphabetic: "Kim^Minji", Ideographic: "金^敏智" })).toBe("金敏智 (Kim Minji)");
+    expect(formatPersonName({ Alphabetic: "홍^길동", Ideographic: "洪^吉童" })).toBe("홍길동");
   });
 
   it("formats dates, times and ages", () => {
