@@ -301,7 +301,12 @@ export class Viewer {
           placeholder.hidden = false;
         });
         const status = h("span", { className: "status" });
-        const count = series.instanceCount !== null ? t("series.images", { count: series.instanceCount }) : "";
+        const count =
+          series.instanceCount === null
+            ? ""
+            : series.instanceCount === 1
+              ? t("series.image")
+              : t("series.images", { count: series.instanceCount });
         const item = h(
           "li",
           {

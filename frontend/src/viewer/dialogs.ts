@@ -50,11 +50,12 @@ function openDialog(t: Translator, title: string, body: Node[], className: strin
 }
 
 export function showHelp(t: Translator): void {
-  const rows = KEY_BINDINGS.filter((binding) => binding.label !== "action.presetN").map((binding) =>
-    h("tr", {}, h("td", {}, h("kbd", {}, binding.display)), h("td", {}, t(binding.label))),
+  const item = (keys: string, label: string) => h("li", {}, h("kbd", {}, keys), h("span", {}, label));
+  const items = KEY_BINDINGS.filter((binding) => binding.label !== "action.presetN").map((binding) =>
+    item(binding.display, t(binding.label)),
   );
-  rows.push(h("tr", {}, h("td", {}, h("kbd", {}, "2 … 9")), h("td", {}, t("wl.presets"))));
-  openDialog(t, t("help.title"), [h("p", { className: "hint" }, t("help.mouse")), h("table", { className: "keys" }, h("tbody", {}, rows))], "help");
+  items.push(item("2 … 9", t("wl.presets")));
+  openDialog(t, t("help.title"), [h("p", { className: "hint" }, t("help.mouse")), h("ul", { className: "keys" }, items)], "help");
 }
 
 type DcmjsDictionary = Record<string, { name?: string } | undefined>;
