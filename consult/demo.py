@@ -26,7 +26,9 @@ def load(write: Callable[[str], None]) -> list[tuple[str, str]]:
     if not Study.objects.filter(institution=clinic).exists():
         # The demo clinic needs something to ask about: pydicom's small CT and MR studies.
         ingest_testdata(clinic, "CT_small.dcm", "MR_small.dcm", actor=doctor)
-    study = Study.objects.filter(institution=clinic).order_by("id").first()
+    studies = Study.objects.filter(institution=clinic).order_by("id")
+    # A CT if imaging's demo stored one (it has images to read), else whatever is there.
+    study = studies.filter(modalities__contains="CT").first() or studies.first()
     if study is None:
         write("consultations: no demo study could be stored")
         return []

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from fpdf import FPDF
+from fpdf.enums import XPos, YPos
 
 from consult.models import Consultation, Report
 
@@ -124,7 +125,7 @@ def report_pdf(consultation: Consultation, report: Report, history: list[Report]
         pdf.ln(2)
         pdf.set_font("body", bold, size)
         pdf.set_text_color(20, 33, 61)
-        pdf.multi_cell(0, size * 0.6, text)
+        pdf.multi_cell(0, size * 0.6, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.set_text_color(28, 36, 48)
         pdf.ln(1)
 
@@ -134,11 +135,11 @@ def report_pdf(consultation: Consultation, report: Report, history: list[Report]
             pdf.set_text_color(106, 117, 133)
             pdf.cell(42, 5.6, label)
             pdf.set_text_color(28, 36, 48)
-            pdf.multi_cell(0, 5.6, value or "–")
+            pdf.multi_cell(0, 5.6, value or "–", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def body(text: str) -> None:
         pdf.set_font("body", size=10.5)
-        pdf.multi_cell(0, 6, text.strip() or "–")
+        pdf.multi_cell(0, 6, text.strip() or "–", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     heading(_("Reading report"), 17)
     facts(

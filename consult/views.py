@@ -186,7 +186,7 @@ def _instances_for_key_images(consultation: Consultation) -> Any:
     return (
         Instance.objects.filter(series_id__in=series_ids, study_id=consultation.study_id)
         .select_related("series")
-        .order_by("series__series_number", "series_id", "instance_number", "id")[:500]
+        .order_by("series__series_number", "series_id", "instance_number", "id")
     )
 
 

@@ -39,7 +39,7 @@
       .then(function (response) {
         return response.json().then(function (data) {
           if (!response.ok) throw new Error(data.error || response.statusText);
-          say(status.dataset.savedAt.replace("%(time)s", data.saved_at));
+          say(status.dataset.savedAt.replace("__TIME__", data.saved_at));
           form.dataset.saved = data.saved_at_iso;
         });
       })
