@@ -116,6 +116,10 @@ export async function fetchDicomJson(url: string, fetchImpl: Fetch = fetch): Pro
   if (!response.ok) {
     throw new HttpError(response.status, url);
   }
+  if (response.redirected && !(response.headers.get("Content-Type") ?? "").includes("json")) {
+    // An expired session is sent to the sign-in page; say so rather than fail to parse HTML.
+    throw new HttpError(401, url);
+  }
   const body: unknown = await response.json();
   if (!Array.isArray(body)) {
     throw new TypeError(`expected a DICOM JSON array from ${url}`);

@@ -77,6 +77,12 @@ describe("fetchDicomJson", () => {
     await expect(fetchDicomJson("/x", async () => new Response(null, { status: 204 }))).resolves.toEqual([]);
   });
 
+  it("reports an expired session (redirect to the sign-in page) as 401", async () => {
+    const page = new Response("<html>", { status: 200, headers: { "Content-Type": "text/html" } });
+    Object.defineProperty(page, "redirected", { value: true });
+    await expect(fetchDicomJson("/x", async () => page)).rejects.toMatchObject({ status: 401 });
+  });
+
   it("raises HttpError on 404 (unknown and forbidden look the same)", async () => {
     await expect(fetchDicomJson("/x", async () => new Response("", { status: 404 }))).rejects.toBeInstanceOf(HttpError);
   });

@@ -17,6 +17,7 @@ import { withPaletteValues } from "../bulk";
 import {
   fetchBulkData,
   fetchDicomJson,
+  HttpError,
   seriesListUrl,
   seriesMetadataUrl,
   seriesThumbnailUrl,
@@ -191,8 +192,14 @@ export class Viewer {
     console.error(error);
     this.root.dataset.state = "error";
     this.root.removeAttribute("aria-busy");
+    const signedOut = error instanceof HttpError && (error.status === 401 || error.status === 403);
     this.grid.replaceChildren(
-      h("div", { className: "viewer-message error" }, h("p", {}, this.t("app.error")), h("p", {}, this.t("app.errorRetry"))),
+      h(
+        "div",
+        { className: "viewer-message error" },
+        h("p", {}, this.t(signedOut ? "app.signedOut" : "app.error")),
+        signedOut ? null : h("p", {}, this.t("app.errorRetry")),
+      ),
     );
   }
 
