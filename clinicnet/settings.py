@@ -228,17 +228,17 @@ FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "spool")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_NUMBER_FILES = 2000
+# --- DICOM DIMSE Storage SCP (manage.py dicom_scp; imaging/dimse.py) ---------------
+# Modalities push to this AE title on this port; the calling AE title must be
+# registered for an active institution (institutions.AETitle).
+DICOM_SCP_AE_TITLE = envstr("DICOM_SCP_AE_TITLE", "CLINICNET")
+DICOM_SCP_PORT = envint("DICOM_SCP_PORT", 11112)
+DICOM_SCP_BIND = envstr("DICOM_SCP_BIND", "127.0.0.1")
+DICOM_SCP_MAX_ASSOCIATIONS = envint("DICOM_SCP_MAX_ASSOCIATIONS", 10)
+# --- End of DIMSE SCP ------------------------------------------------------------
 # Preview images: the longest side of per-frame previews and of thumbnails.
 PREVIEW_SIZE = envint("PREVIEW_SIZE", 512)
 THUMBNAIL_SIZE = envint("THUMBNAIL_SIZE", 128)
-
-# --- DICOMweb (imaging/dicomweb) ---------------------------------------------
-# Origins of separately hosted viewers (OHIF) allowed to call /dicomweb/ from
-# the browser with a bearer token, e.g. "https://viewer.example.org"; "*" for any.
-DICOMWEB_CORS_ORIGINS = envlist("DICOMWEB_CORS_ORIGINS", [])
-# The most results one QIDO-RS answer carries (a Warning header says when there are more).
-DICOMWEB_QIDO_MAX_RESULTS = envint("DICOMWEB_QIDO_MAX_RESULTS", 1000)
-# --- End of DICOMweb ------------------------------------------------------------
 
 # --- Consultations (consult) ---------------------------------------------------
 # After a consultation is closed, declined or cancelled, the readers keep
@@ -255,6 +255,14 @@ CONSULT_EMAIL_NOTIFICATIONS = envbool("CONSULT_EMAIL_NOTIFICATIONS", True)
 # collection); empty: ask fontconfig for Noto Sans CJK KR (Debian's fonts-noto-cjk).
 CONSULT_PDF_FONT = envstr("CONSULT_PDF_FONT", "")
 # --- End of consultations ---------------------------------------------------------
+
+# --- DICOMweb (imaging/dicomweb) ---------------------------------------------
+# Origins of separately hosted viewers (OHIF) allowed to call /dicomweb/ from
+# the browser with a bearer token, e.g. "https://viewer.example.org"; "*" for any.
+DICOMWEB_CORS_ORIGINS = envlist("DICOMWEB_CORS_ORIGINS", [])
+# The most results one QIDO-RS answer carries (a Warning header says when there are more).
+DICOMWEB_QIDO_MAX_RESULTS = envint("DICOMWEB_QIDO_MAX_RESULTS", 1000)
+# --- End of DICOMweb ------------------------------------------------------------
 
 # --- Authentication and sessions -------------------------------------------
 
@@ -357,5 +365,7 @@ LOGGING = {
         # Our audit trail records logins; axes' own lines only repeat them.
         "axes": {"level": "WARNING"},
         "celery.app.trace": {"level": "WARNING"},
+        # pydicom warns about every deviation it tolerates; we report real failures ourselves.
+        "pydicom": {"level": "ERROR"},
     },
 }

@@ -21,6 +21,7 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("api/v1/", include("imaging.api_urls")),
     path("dicomweb/", include("imaging.dicomweb.urls")),
     path("", include("imaging.urls")),
     path("", include("consult.urls")),
