@@ -1,0 +1,347 @@
+"""The DICOM DIMSE Storage SCP: modalities and PACS push studies with C-STORE.
+
+``manage.py dicom_scp`` runs it (a ``dicom-scp`` service in docker-compose).
+It accepts every storage SOP class pynetdicom knows
+(``AllStoragePresentationContexts``) in the uncompressed transfer syntaxes and
+the common compressed ones (:data:`TRANSFER_SYNTAXES`), and C-ECHO.
+
+Who may push
+------------
+The calling AE title names the institution (``institutions.AETitle``). An
+association from an unknown AE title is refused with A-ASSOCIATE-RJ
+*rejected-permanent, service-user, calling-AE-title-not-recognized*
+(1/1/3); one from an AE title whose institution is inactive with
+*rejected-permanent, service-user, no-reason-given* (1/1/1). Both are logged and
+audited (``dimse.association_rejected``). The called AE title is not checked:
+modalities are often configured with the wrong one, and nothing depends on it.
+
+What happens to the data
+------------------------
+One :class:`imaging.ingest.IngestSession` per association
+(``EntryPoint.DIMSE``, actor ``AE <calling AE title>``, the peer's address):
+each C-STORE writes the Part 10 bytes exactly as received (pynetdicom's
+preamble and file meta, then the data set untouched) to a temporary file in
+:func:`imaging.ingest.spool_dir` and hands it to ``add_file``. The session is
+closed — previews scheduled, pages told, audit written — when the association
+ends for any reason (release, abort, dropped connection, timeout), and the
+association thread's database connections are closed with it.
+
+C-STORE response status (:class:`Status`)
+------------------------------------------
+==========  ================================================================
+``0x0000``  Success: stored, or already stored with identical bytes
+``0xA700``  Refused, out of resources: the file is valid but could not be
+            stored or indexed (disk full, database error, over the size limit)
+``0xC000``  Error, cannot understand: not an archivable DICOM object
+            (a required UID is missing or invalid, truncated, unreadable)
+``0xC001``  Error (ClinicNet-specific, in the 0xC000 "cannot understand"
+            range): conflict — this SOP Instance UID is already stored with
+            different contents, or the study is filed under another patient
+``0x0110``  Processing failure: an unexpected error in the server (logged)
+==========  ================================================================
+
+Failures carry the reason in Error Comment (0000,0902), cut to 64 characters.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from copy import deepcopy
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import close_old_connections, connections
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    JPEG2000,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
+from pynetdicom.association import Association
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  (generated at import time)
+from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
+
+from clinicnet.audit.services import audit_record
+from imaging.ingest import EntryPoint, IngestResult, IngestSession, Outcome
+from institutions.models import AETitle, Institution
+
+logger = logging.getLogger(__name__)
+
+# pynetdicom's standard handlers format every PDU and DIMSE message for its
+# log even when nobody reads it; we log associations ourselves.
+_config.LOG_HANDLER_LEVEL = "none"
+
+TRANSFER_SYNTAXES = [
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    JPEG2000Lossless,
+    JPEG2000,
+    RLELossless,
+]
+# Largest PDU we accept. pynetdicom's default is 16 KiB; bigger PDUs mean far
+# fewer trips through the Python receive loop for a 0.5 MB CT slice.
+MAX_PDU_BYTES = 1024 * 1024
+
+# A-ASSOCIATE-RJ (PS3.8 9.3.4): result, source, diagnostic.
+REJECTED_PERMANENT = 0x01
+SOURCE_SERVICE_USER = 0x01
+DIAG_NO_REASON = 0x01
+DIAG_CALLING_AE_NOT_RECOGNIZED = 0x03
+
+
+class Status:
+    """C-STORE response statuses (see the module docstring)."""
+
+    SUCCESS = 0x0000
+    OUT_OF_RESOURCES = 0xA700
+    CANNOT_UNDERSTAND = 0xC000
+    CONFLICT = 0xC001
+    PROCESSING_FAILURE = 0x0110
+
+
+@dataclass
+class _AssociationState:
+    """What one association carries from its request to its end."""
+
+    calling_ae: str
+    address: str
+    institution: Institution
+    session: IngestSession
+    started: float = field(default_factory=time.monotonic)
+    received_bytes: int = 0
+
+
+class _ClinicNetAssociation(Association):
+    """An acceptor association that closes its ingest session and database connections when it ends.
+
+    Every way an association can end (release, abort, a dropped connection,
+    a timeout) leaves ``run_reactor``, in the association's own thread, which
+    is also the thread that opened the database connections.
+    """
+
+    clinicnet: _AssociationState | None = None
+
+    def run_reactor(self) -> None:
+        close_old_connections()
+        try:
+            super().run_reactor()
+        finally:
+            try:
+                _end(self)
+            finally:
+                connections.close_all()
+
+
+class _Socket(AssociationSocket):
+    """pynetdicom's socket, receiving a PDU into one buffer instead of 4 KiB pieces."""
+
+    def recv(self, nr_bytes: int) -> bytearray:
+        # pynetdicom 3.0.4 reads 4096 bytes per recv() and extends a bytearray:
+        # about 130 calls and copies for each 0.5 MB CT slice.
+        buffer = bytearray(nr_bytes)
+        view = memoryview(buffer)
+        received = 0
+        sock = self.socket
+        while received < nr_bytes and sock is not None:
+            count = sock.recv_into(view[received:], nr_bytes - received)
+            if not count:  # the peer closed the connection: return what there is
+                del view
+                del buffer[received:]
+                return buffer
+            received += count
+        return buffer
+
+
+class _RequestHandler(RequestHandler):
+    """pynetdicom's request handler, with TCP_NODELAY and our association class."""
+
+    def handle(self) -> None:
+        # Without TCP_NODELAY each small C-STORE-RSP waits for the peer's
+        # delayed ACK (Nagle's algorithm), about 40 ms per instance.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().handle()
+
+    def _create_association(self) -> Association:
+        # pynetdicom's own _create_association (3.0.4), constructing our subclass.
+        assoc = _ClinicNetAssociation(self.ae, "acceptor")
+        assoc._server = self.server
+        assoc.name = f"AcceptorThread@{datetime.now():%Y%m%d%H%M%S}"
+        assoc.set_socket(_Socket(assoc, client_socket=self.request))
+        assoc.acceptor.maximum_length = self.ae.maximum_pdu_size
+        assoc.acceptor.ae_title = self.server.ae_title
+        assoc.acceptor.address_info = self.local
+        assoc.acceptor.implementation_class_uid = self.ae.implementation_class_uid
+        assoc.acceptor.implementation_version_name = self.ae.implementation_version_name
+        assoc.acceptor.supported_contexts = deepcopy(self.server.contexts)
+        assoc.requestor.address_info = self.remote
+        for event, handlers in self.server._handlers.items():
+            if event.is_intervention and handlers:
+                assoc.bind(event, *handlers)
+            elif isinstance(event, evt.NotificationEvent):
+                for handler, args in handlers:  # type: ignore[misc]  (notification handlers are a list)
+                    assoc.bind(event, handler, args)
+        return assoc
+
+
+# --- event handlers (run in the association's thread) -----------------------------
+
+
+def _reject(event: evt.Event, calling_ae: str, address: str, diagnostic: int, why: str) -> None:
+    logger.warning("DIMSE: refused association from AE %r at %s: %s", calling_ae, address, why)
+    audit_record(
+        action="dimse.association_rejected",
+        actor_label=f"AE {calling_ae}",
+        address=address,
+        detail={"calling_ae": calling_ae, "called_ae": event.assoc.acceptor.ae_title, "reason": why},
+    )
+    event.assoc.acse.send_reject(REJECTED_PERMANENT, SOURCE_SERVICE_USER, diagnostic)
+    # As pynetdicom does after its own rejections: wait until the A-ASSOCIATE-RJ
+    # has gone out before the connection is closed.
+    event.assoc.kill()
+
+
+def handle_requested(event: evt.Event) -> None:
+    """Map the calling AE title to an institution, or refuse the association."""
+    assoc = event.assoc
+    calling_ae = str(assoc.requestor.primitive.calling_ae_title).strip()
+    address = assoc.requestor.address
+    registered = AETitle.objects.select_related("institution").filter(ae_title=calling_ae).first()
+    if registered is None:
+        _reject(event, calling_ae, address, DIAG_CALLING_AE_NOT_RECOGNIZED, "unknown calling AE title")
+        return
+    institution = registered.institution
+    if not institution.is_active:
+        _reject(event, calling_ae, address, DIAG_NO_REASON, f"institution {institution.code} is inactive")
+        return
+    session = IngestSession(
+        institution=institution,
+        entry_point=EntryPoint.DIMSE,
+        actor_label=f"AE {calling_ae}",
+        address=address,
+    )
+    assoc.clinicnet = _AssociationState(calling_ae, address, institution, session)
+    logger.info("DIMSE: association from AE %r at %s for institution %s", calling_ae, address, institution.code)
+
+
+def handle_store(event: evt.Event) -> Dataset:
+    """Ingest one instance; answer with the status of its outcome."""
+    state: _AssociationState | None = event.assoc.clinicnet
+    if state is None:  # cannot happen: unknown peers never get an association
+        return _status(Status.PROCESSING_FAILURE, "no session")
+    try:
+        data = event.encoded_dataset()
+        state.received_bytes += len(data)
+        result = state.session.add_bytes(data, name=f"AE {state.calling_ae}: {event.request.AffectedSOPInstanceUID}")
+    except Exception:
+        logger.exception("DIMSE: C-STORE from AE %r failed", state.calling_ae)
+        return _status(Status.PROCESSING_FAILURE, "internal error; see the server log")
+    return _status(store_status(result), result.reason)
+
+
+def store_status(result: IngestResult) -> int:
+    """The C-STORE status for an ingest outcome."""
+    if result.ok:
+        return Status.SUCCESS
+    if result.outcome == Outcome.CONFLICT:
+        return Status.CONFLICT
+    if result.outcome == Outcome.REJECTED and result.sop_instance_uid:
+        # The header was fine, so storing or indexing failed (or the size limit).
+        return Status.OUT_OF_RESOURCES
+    if result.outcome == Outcome.REJECTED and result.size > settings.DICOM_MAX_FILE_BYTES:
+        return Status.OUT_OF_RESOURCES
+    return Status.CANNOT_UNDERSTAND
+
+
+def _status(code: int, comment: str = "") -> Dataset:
+    status = Dataset()
+    status.Status = code
+    if code != Status.SUCCESS and comment:
+        status.ErrorComment = comment[:64]
+    return status
+
+
+def _end(assoc: _ClinicNetAssociation) -> None:
+    state = assoc.clinicnet
+    if state is None:
+        return
+    assoc.clinicnet = None
+    try:
+        state.session.close()
+    finally:
+        counts: dict[str, int] = {}
+        for result in state.session.results:
+            counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        seconds = time.monotonic() - state.started
+        how = "released" if assoc.is_released else "aborted" if assoc.is_aborted else "ended"
+        logger.info(
+            "DIMSE: association from AE %r at %s %s after %.1f s: %d instances, %.1f MB, %s",
+            state.calling_ae,
+            state.address,
+            how,
+            seconds,
+            len(state.session.results),
+            state.received_bytes / 1e6,
+            ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "nothing received",
+        )
+
+
+# --- the server -------------------------------------------------------------------
+
+
+def make_ae(ae_title: str | None = None) -> AE:
+    """The Storage SCP application entity, with its contexts and limits."""
+    ae = AE(ae_title=ae_title or settings.DICOM_SCP_AE_TITLE)
+    ae.maximum_pdu_size = MAX_PDU_BYTES
+    ae.maximum_associations = settings.DICOM_SCP_MAX_ASSOCIATIONS
+    for context in AllStoragePresentationContexts:
+        ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
+    ae.add_supported_context(Verification)
+    return ae
+
+
+HANDLERS = [(evt.EVT_REQUESTED, handle_requested), (evt.EVT_C_STORE, handle_store)]
+
+
+def start_scp(
+    *, bind: str | None = None, port: int | None = None, ae_title: str | None = None, poll_interval: float = 0.5
+) -> ThreadedAssociationServer:
+    """Start the Storage SCP in a background thread; stop it with ``server.shutdown()``.
+
+    C-ECHO is answered by pynetdicom's default handler (success). The accept
+    loop checks for shutdown every *poll_interval* seconds (tests use less).
+    """
+    ae = make_ae(ae_title)
+    address = (bind if bind is not None else settings.DICOM_SCP_BIND, settings.DICOM_SCP_PORT if port is None else port)
+    server = ae.make_server(
+        address, evt_handlers=HANDLERS, server_class=ThreadedAssociationServer, request_handler=_RequestHandler
+    )
+    server.daemon_threads = True
+    ae._servers.append(server)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(poll_interval,), name=f"DicomScp@{address[1]}", daemon=True
+    )
+    thread.start()
+    return server

@@ -1,0 +1,46 @@
+"""``manage.py dicom_scp``: run the DICOM Storage SCP (C-STORE, C-ECHO) until stopped."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from imaging.dimse import start_scp
+
+# docker-compose gives the service 30 s (stop_grace_period) before it kills it.
+STOP_WAIT_SECONDS = 25
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the DICOM Storage SCP: modalities push with C-STORE from an AE title registered for their "
+        "institution. Defaults from DICOM_SCP_AE_TITLE, DICOM_SCP_PORT and DICOM_SCP_BIND."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=None, help=f"TCP port (default {settings.DICOM_SCP_PORT})")
+        parser.add_argument("--bind", default=None, help=f"address to listen on (default {settings.DICOM_SCP_BIND})")
+        parser.add_argument("--ae-title", default=None, help=f"our AE title (default {settings.DICOM_SCP_AE_TITLE})")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        server = start_scp(bind=options["bind"], port=options["port"], ae_title=options["ae_title"])
+        host, port = server.server_address[:2]
+        self.stdout.write(f"DICOM Storage SCP {server.ae_title} listening on {host}:{port} (stop with Ctrl-C)")
+        self.stdout.flush()
+        stop = threading.Event()
+        # docker stop sends SIGTERM: finish like Ctrl-C, so open associations end cleanly.
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        self.stdout.write("stopping: no new associations; waiting for open ones to finish")
+        server.shutdown()
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        while server.active_associations and time.monotonic() < deadline:
+            time.sleep(0.1)

@@ -1,0 +1,280 @@
+"""The DIMSE Storage SCP, driven by a real pynetdicom SCU over TCP against the server in a thread."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+from django.db import connection
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filereader import read_preamble
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE, AllStoragePresentationContexts, _config
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import ThreadedAssociationServer
+
+from clinicnet.audit.models import AuditEvent
+from imaging.dicom.header import InvalidDicom, parse_header
+from imaging.dimse import TRANSFER_SYNTAXES, Status, start_scp
+from imaging.ingest import spool_dir
+from imaging.models import Instance, Study
+from imaging.testing import testdata_path
+from imaging.tests.conftest import PIXEL_TESTDATA
+from institutions.models import AETitle, Institution
+
+pytestmark = pytest.mark.django_db(transaction=True)
+CALLING_AE = "MODALITY1"
+STORAGE_SOP_CLASSES = {cx.abstract_syntax for cx in AllStoragePresentationContexts}
+
+
+@pytest.fixture
+def scp() -> Iterator[ThreadedAssociationServer]:
+    server = start_scp(bind="127.0.0.1", port=0, ae_title="CLINICNET", poll_interval=0.02)
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def modality(clinic: Institution) -> Institution:
+    AETitle.objects.create(institution=clinic, ae_title=CALLING_AE)
+    return clinic
+
+
+def associate(server: ThreadedAssociationServer, contexts: list[tuple[str, str]], ae_title: str = CALLING_AE):
+    ae = AE(ae_title=ae_title)
+    ae.maximum_pdu_size = 0
+    for sop_class, syntax in contexts:
+        ae.add_requested_context(sop_class, syntax)
+    assoc = ae.associate("127.0.0.1", server.server_address[1], ae_title="CLINICNET")
+    if assoc.is_established:
+        assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return assoc
+
+
+def wait_for_associations_to_end(server: ThreadedAssociationServer) -> None:
+    """The SCP closes each association's ingest session (previews, audit) in its thread; wait for it."""
+    deadline = time.monotonic() + 60
+    while server.active_associations and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not server.active_associations
+
+
+def dataset_bytes(path: Path) -> bytes:
+    """The bytes after the file meta information: what travels over the network unchanged."""
+    with path.open("rb") as handle:
+        read_preamble(handle, False)
+        handle.seek(0)
+        ds = pydicom.dcmread(handle, stop_before_pixels=True)
+        meta_end = 132 + 12 + ds.file_meta.FileMetaInformationGroupLength
+    return path.read_bytes()[meta_end:]
+
+
+def stored_bytes(instance: Instance) -> bytes:
+    from imaging import storage
+
+    with storage.local_path(instance.storage_key) as path:
+        return dataset_bytes(path)
+
+
+def send_files(server: ThreadedAssociationServer, paths: list[Path]) -> dict[Path, Dataset | str]:
+    """C-STORE each file byte for byte; returns the response status dataset, or why it could not be sent."""
+    contexts = set()
+    for path in paths:
+        meta = pydicom.dcmread(path, stop_before_pixels=True, force=True).file_meta
+        contexts.add((meta.MediaStorageSOPClassUID, meta.TransferSyntaxUID))
+    assoc = associate(server, sorted(contexts))
+    assert assoc.is_established
+    responses: dict[Path, Dataset | str] = {}
+    try:
+        for path in paths:
+            try:
+                responses[path] = assoc.send_c_store(path)
+            except ValueError as exc:  # no accepted presentation context
+                responses[path] = str(exc)
+    finally:
+        assoc.release()
+    return responses
+
+
+def test_c_echo_is_answered(scp: ThreadedAssociationServer, modality: Institution, caplog) -> None:
+    assoc = associate(scp, [(Verification, ExplicitVRLittleEndian)])
+    assert assoc.is_established
+    assert assoc.send_c_echo().Status == Status.SUCCESS
+    assoc.release()
+    wait_for_associations_to_end(scp)
+    logged = [r.getMessage() for r in caplog.records if r.name == "imaging.dimse"]
+    assert f"DIMSE: association from AE '{CALLING_AE}' at 127.0.0.1 for institution {modality.code}" in logged
+    assert any("released after" in line and "nothing received" in line for line in logged)
+
+
+def test_an_unknown_ae_title_is_refused_at_association_time(
+    scp: ThreadedAssociationServer, clinic: Institution
+) -> None:
+    assoc = associate(scp, [(Verification, ExplicitVRLittleEndian)], ae_title="STRANGER")
+    assert assoc.is_rejected
+    reply = assoc.acceptor.primitive
+    # rejected-permanent, DICOM UL service-user, calling-AE-title-not-recognized
+    assert (reply.result, reply.result_source, reply.diagnostic) == (0x01, 0x01, 0x03)
+    event = AuditEvent.objects.get(action="dimse.association_rejected")
+    assert event.actor_label == "AE STRANGER"
+    assert event.detail["reason"] == "unknown calling AE title"
+
+
+def test_an_inactive_institution_is_refused_at_association_time(
+    scp: ThreadedAssociationServer, modality: Institution
+) -> None:
+    modality.is_active = False
+    modality.save()
+    assoc = associate(scp, [(Verification, ExplicitVRLittleEndian)])
+    assert assoc.is_rejected
+    reply = assoc.acceptor.primitive
+    assert (reply.result, reply.result_source, reply.diagnostic) == (0x01, 0x01, 0x01)
+
+
+def test_every_real_file_with_pixel_data_goes_through_c_store(
+    scp: ThreadedAssociationServer, modality: Institution, monkeypatch
+) -> None:
+    # Send the files' own bytes, not a re-encoding, so the archive's copy can be compared byte for byte.
+    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
+    sendable, without_meta = [], []
+    for path in PIXEL_TESTDATA:
+        meta = pydicom.dcmread(path, stop_before_pixels=True, force=True).file_meta
+        (sendable if "TransferSyntaxUID" in meta else without_meta).append(path)
+    before = set(os.listdir(spool_dir()))
+    responses = send_files(scp, sendable)
+    wait_for_associations_to_end(scp)
+
+    unsent = {path.name: reason for path, reason in responses.items() if isinstance(reason, str)}
+    # Only the retired Ultrasound Image Storage, which pynetdicom has no storage class for, cannot be offered.
+    assert sorted(unsent) == ["color-pl.dcm", "color-px.dcm"]
+    assert all("1.2.840.10008.5.1.4.1.1.6" not in STORAGE_SOP_CLASSES for _ in unsent)
+    stored = {i.sop_instance_uid: i for i in Instance.objects.filter(institution=modality).select_related("study")}
+    first_success: set[str] = set()
+    for path, status in responses.items():
+        if isinstance(status, str):
+            continue
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        if status.Status == Status.SUCCESS:
+            instance = stored[ds.SOPInstanceUID]
+            assert instance.study.study_instance_uid == ds.StudyInstanceUID
+            assert instance.sop_class_uid == ds.SOPClassUID
+            assert instance.transfer_syntax_uid == ds.file_meta.TransferSyntaxUID
+            if ds.SOPInstanceUID not in first_success:  # this file's bytes are the ones stored
+                first_success.add(ds.SOPInstanceUID)
+                assert stored_bytes(instance) == dataset_bytes(path), path.name
+        elif status.Status == Status.CONFLICT:
+            assert status.ErrorComment, path.name
+            assert ds.SOPInstanceUID in stored or Study.objects.filter(study_instance_uid=ds.StudyInstanceUID)
+        else:
+            assert status.Status == Status.CANNOT_UNDERSTAND, (path.name, status)
+            assert status.ErrorComment, path.name
+            with pytest.raises(InvalidDicom):
+                parse_header(path)
+    assert len(first_success) == len(stored)
+    # Most of the files share SOP Instance UIDs (one image in many encodings): duplicates or conflicts.
+    successes = [s for s in responses.values() if not isinstance(s, str) and s.Status == Status.SUCCESS]
+    conflicts = [s for s in responses.values() if not isinstance(s, str) and s.Status == Status.CONFLICT]
+    assert len(successes) + len(conflicts) == len(sendable) - len(unsent)
+    assert len(stored) > 60
+    # Every stored instance got its preview, or a reason why not.
+    for instance in stored.values():
+        assert instance.preview_status in {"ready", "none", "failed"}, instance
+        assert instance.preview_status == "ready" or instance.preview_error.startswith("no preview: ")
+    # One ingest session for the association: audited per study, with the entry point and the peer.
+    events = AuditEvent.objects.filter(action="study.store", detail__entry_point="dimse")
+    assert sum(e.detail.get("stored", 0) for e in events) == len(stored)
+    assert {(e.actor_label, e.client_address) for e in events} == {(f"AE {CALLING_AE}", "127.0.0.1")}
+    assert set(os.listdir(spool_dir())) == before  # nothing left behind in the spool
+    assert without_meta == [testdata_path("OT-PAL-8-face.dcm")]
+
+
+def test_a_file_without_file_meta_is_sent_as_a_dataset(scp: ThreadedAssociationServer, modality: Institution) -> None:
+    ds = pydicom.dcmread(testdata_path("OT-PAL-8-face.dcm"), force=True)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    assoc = associate(scp, [(ds.SOPClassUID, ImplicitVRLittleEndian)])
+    assert assoc.send_c_store(ds).Status == Status.SUCCESS
+    assoc.release()
+    wait_for_associations_to_end(scp)
+    instance = Instance.objects.get(institution=modality)
+    assert instance.sop_instance_uid == ds.SOPInstanceUID
+    assert instance.preview_status == "ready"
+
+
+def test_duplicates_succeed_and_conflicts_and_broken_objects_fail_with_a_reason(
+    scp: ThreadedAssociationServer, modality: Institution, tmp_path: Path
+) -> None:
+    original = pydicom.dcmread(testdata_path("CT_small.dcm"))
+    edited = pydicom.dcmread(testdata_path("CT_small.dcm"))
+    edited.SeriesDescription = "edited after sending"
+    broken = pydicom.dcmread(testdata_path("CT_small.dcm"))
+    broken.SOPInstanceUID = "1.2.3.4.5.6"
+    del broken.StudyInstanceUID
+    assoc = associate(scp, [(original.SOPClassUID, original.file_meta.TransferSyntaxUID)])
+    first, again, conflict, invalid = (assoc.send_c_store(ds) for ds in (original, original, edited, broken))
+    assoc.release()
+    wait_for_associations_to_end(scp)
+    assert (first.Status, again.Status) == (Status.SUCCESS, Status.SUCCESS)
+    assert conflict.Status == Status.CONFLICT == 0xC001
+    assert conflict.ErrorComment == "an instance with this SOP Instance UID is already stored with di"
+    assert invalid.Status == Status.CANNOT_UNDERSTAND == 0xC000
+    assert invalid.ErrorComment.startswith("missing Study Instance UID")
+    assert Instance.objects.filter(institution=modality).count() == 1
+    (event,) = AuditEvent.objects.filter(action="study.store", detail__entry_point="dimse")
+    assert (event.detail["stored"], event.detail["duplicate"], event.detail["conflict"]) == (1, 1, 1)
+
+
+def test_an_aborted_association_still_closes_its_session(scp: ThreadedAssociationServer, modality: Institution) -> None:
+    ds = pydicom.dcmread(testdata_path("MR_small.dcm"))
+    assoc = associate(scp, [(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)])
+    assert assoc.send_c_store(ds).Status == Status.SUCCESS
+    assoc.abort()
+    wait_for_associations_to_end(scp)
+    instance = Instance.objects.get(institution=modality)
+    assert instance.preview_status == "ready"  # previews were scheduled when the session closed
+    assert AuditEvent.objects.filter(action="study.store", object_id=ds.StudyInstanceUID).exists()
+
+
+def test_nagle_is_off_on_the_scp_side_of_the_connection(scp: ThreadedAssociationServer, modality: Institution) -> None:
+    assoc = associate(scp, [(Verification, ExplicitVRLittleEndian)])
+    (acceptor,) = scp.active_associations
+    assert acceptor.dul.socket.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    assoc.release()
+
+
+def test_the_scp_accepts_the_common_transfer_syntaxes(scp: ThreadedAssociationServer, modality: Institution) -> None:
+    ct = "1.2.840.10008.5.1.4.1.1.2"
+    assoc = associate(scp, [(ct, syntax) for syntax in TRANSFER_SYNTAXES])
+    accepted = {cx.transfer_syntax[0] for cx in assoc.accepted_contexts}
+    assoc.release()
+    assert accepted == set(TRANSFER_SYNTAXES)
+    assert {
+        "1.2.840.10008.1.2.4.50",
+        "1.2.840.10008.1.2.4.80",
+        "1.2.840.10008.1.2.4.90",
+        "1.2.840.10008.1.2.5",
+    } <= accepted
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="counts PostgreSQL backends")
+def test_each_association_closes_its_database_connections(
+    scp: ThreadedAssociationServer, modality: Institution
+) -> None:
+    def backends() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+            return cursor.fetchone()[0]
+
+    before = backends()
+    ds = pydicom.dcmread(testdata_path("CT_small.dcm"))
+    for _ in range(3):
+        assoc = associate(scp, [(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)])
+        assert assoc.send_c_store(ds).Status == Status.SUCCESS
+        assoc.release()
+        wait_for_associations_to_end(scp)
+    assert backends() == before
