@@ -578,13 +578,20 @@ def report_save_draft(
     return draft
 
 
-def _new_draft(consultation: Consultation, actor: User, kind: str | None) -> Report:
+def report_unsaved_draft(*, consultation: Consultation, actor: User, kind: str | None = None) -> Report:
+    """What a new report starts as (the template of the study's kind), not saved yet."""
     latest = consultation.reports.aggregate(latest=Max("version"))["latest"] or 0
     kind = kind or report_kind_for(consultation.study)
     findings, impression = report_template(kind)
-    return Report.objects.create(
+    return Report(
         consultation=consultation, version=latest + 1, kind=kind, findings=findings, impression=impression, author=actor
     )
+
+
+def _new_draft(consultation: Consultation, actor: User, kind: str | None) -> Report:
+    draft = report_unsaved_draft(consultation=consultation, actor=actor, kind=kind)
+    draft.save()
+    return draft
 
 
 def report_start_addendum(*, consultation: Consultation, actor: User, request: HttpRequest | None = None) -> Report:

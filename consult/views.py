@@ -313,10 +313,8 @@ def report_edit(request: HttpRequest, consultation_uuid: str) -> HttpResponse:
     if draft is None:
         if consultation.status not in (Consultation.Status.ACCEPTED, Consultation.Status.READING):
             return redirect("consultation-detail", consultation.uuid)
-        try:
-            draft = services.report_save_draft(consultation=consultation, actor=_actor(request), request=request)
-        except (services.TransitionConflict, PermissionDenied, ValidationError) as error:
-            return _error_answer(request, error, consultation)
+        # Looking is not writing: the draft (and the reading) start with the first save.
+        draft = services.report_unsaved_draft(consultation=consultation, actor=_actor(request))
     templates = {kind: services.report_template(kind)[0] for kind in Report.Kind.values}
     context = {
         "consultation": consultation,

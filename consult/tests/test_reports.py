@@ -36,7 +36,13 @@ def test_templates_exist_for_every_kind() -> None:
 def test_autosave_stores_the_draft_and_says_when(consultation: Consultation, reader: User) -> None:
     services.consultation_accept(consultation=consultation, actor=reader)
     client = client_for(reader)
-    assert client.get(f"/consultations/{consultation.uuid}/report/").status_code == 200
+    editor = client.get(f"/consultations/{consultation.uuid}/report/")
+    assert editor.status_code == 200
+    assert "Technique:" in editor.content.decode()  # the CT template, offered
+    # Looking at the editor changes nothing; the first save does.
+    assert not Report.objects.exists()
+    consultation.refresh_from_db()
+    assert consultation.status == Status.ACCEPTED
     response = client.post(
         f"/consultations/{consultation.uuid}/report/draft/",
         {"findings": "우하엽에 8 mm 결절.", "kind": "ct"},
