@@ -64,7 +64,7 @@ class ConsultationForm(forms.Form):
         super().__init__(*args, **kwargs)
         targets = services.target_institutions(study)
         self.fields["target"].queryset = targets  # type: ignore[attr-defined]
-        affiliated = targets.filter(pk=study.institution.health_center_id).first()
+        affiliated = targets.filter(pk=study.institution.health_center_id or 0).first()
         if affiliated is not None:
             self.fields["target"].initial = affiliated.pk
         readers = [reader.pk for target in targets for reader in services.readers_of(target)]

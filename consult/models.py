@@ -263,8 +263,8 @@ class Report(models.Model):
         return super().delete(*args, **kwargs)
 
     @classmethod
-    def from_db(cls, db: str | None, field_names: Any, values: Any) -> Report:
-        instance = super().from_db(db, field_names, values)
+    def from_db(cls, db: str | None, field_names: Any, values: Any, **kwargs: Any) -> Report:  # type: ignore[override]  # stubs differ by Django version
+        instance = super().from_db(db, field_names, values, **kwargs)
         instance._locked = instance.status == cls.Status.FINAL
         return instance
 

@@ -97,9 +97,10 @@ def notification_url(notification: Notification) -> str:
 
 
 def unread_count(user: User | object) -> int:
-    if not getattr(user, "is_authenticated", False):
+    user_id = getattr(user, "pk", None)
+    if not getattr(user, "is_authenticated", False) or not isinstance(user_id, int):
         return 0
-    return Notification.objects.filter(user=user).unread().count()
+    return Notification.objects.filter(user_id=user_id).unread().count()
 
 
 def _event(notification: Notification, unread: int) -> dict[str, Any]:

@@ -8,6 +8,7 @@ writes go through ``consult.services``, whose exceptions become 400, 403 or
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib import messages
@@ -15,6 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -51,8 +53,12 @@ def _wants_json(request: HttpRequest) -> bool:
 
 
 def _problem(
-    request: HttpRequest, status: int, message: str, consultation: Consultation | None = None, allowed: list[str] = ()
-) -> HttpResponse:
+    request: HttpRequest,
+    status: int,
+    message: str,
+    consultation: Consultation | None = None,
+    allowed: Sequence[str] = (),
+) -> HttpResponseBase:
     """A 4xx answer a person can act on: the reason, and what is possible instead."""
     if _wants_json(request):
         payload: dict[str, Any] = {"error": message}
@@ -70,7 +76,7 @@ def _problem(
     return render(request, "consult/problem.html", context, status=status)
 
 
-def _error_answer(request: HttpRequest, error: Exception, consultation: Consultation | None) -> HttpResponse:
+def _error_answer(request: HttpRequest, error: Exception, consultation: Consultation | None) -> HttpResponseBase:
     if isinstance(error, services.TransitionConflict):
         return _problem(request, 409, error.message, consultation, error.allowed)
     if isinstance(error, PermissionDenied):
@@ -86,7 +92,7 @@ def _actor(request: HttpRequest) -> User:
     return user
 
 
-def _no_store(response: HttpResponse) -> HttpResponse:
+def _no_store(response: HttpResponseBase) -> HttpResponseBase:
     # Patient data: never from a shared or browser cache.
     response["Cache-Control"] = "no-store, private"
     return response
@@ -97,7 +103,7 @@ def _no_store(response: HttpResponse) -> HttpResponse:
 
 @require_GET
 @login_required
-def consultation_home(request: HttpRequest) -> HttpResponse:
+def consultation_home(request: HttpRequest) -> HttpResponseBase:
     if permissions.institutions_of(request.user, roles=READER_ROLES).exists():
         return redirect("consultation-incoming")
     return redirect("consultation-requests")
@@ -105,7 +111,7 @@ def consultation_home(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def incoming(request: HttpRequest) -> HttpResponse:
+def incoming(request: HttpRequest) -> HttpResponseBase:
     """The readers' worklist: waiting requests (emergency first, then by age), their own reading list."""
     if not permissions.institutions_of(request.user, roles=READER_ROLES).exists():
         raise Http404("Not a reader")
@@ -122,7 +128,7 @@ def incoming(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def request_list(request: HttpRequest) -> HttpResponse:
+def request_list(request: HttpRequest) -> HttpResponseBase:
     """The clinics' list: their requests with status and due time, and the report once final."""
     if not permissions.active_memberships(request.user).exists():
         raise Http404("No institution")
@@ -142,7 +148,7 @@ def request_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def consultation_new(request: HttpRequest, study_uid: str) -> HttpResponse:
+def consultation_new(request: HttpRequest, study_uid: str) -> HttpResponseBase:
     study = access_study(request.user, study_uid)
     # Seeing a study through a grant is not owning it: only its own institution's members ask.
     if not permissions.can_act_for(request.user, study.institution):
@@ -192,7 +198,7 @@ def _instances_for_key_images(consultation: Consultation) -> Any:
 
 @require_GET
 @login_required
-def consultation_detail(request: HttpRequest, consultation_uuid: str) -> HttpResponse:
+def consultation_detail(request: HttpRequest, consultation_uuid: str) -> HttpResponseBase:
     consultation = access_consultation(request.user, consultation_uuid)
     reader = is_target_reader(request.user, consultation)
     requester = is_requester(request.user, consultation)
@@ -203,7 +209,7 @@ def consultation_detail(request: HttpRequest, consultation_uuid: str) -> HttpRes
         object_type="consultation",
         object_id=str(consultation.uuid),
     )
-    notify.mark_read(user=_actor(request), notifications=consultation.notifications.filter(user=request.user))
+    notify.mark_read(user=_actor(request), notifications=consultation.notifications.filter(user=_actor(request)))
     finals = list(consultation.reports.filter(status=Report.Status.FINAL).select_related("signed_by"))
     draft = services.report_draft(consultation=consultation) if reader else None
     comments = consultation.comments.select_related("author").prefetch_related("key_images__instance__series")
@@ -236,7 +242,7 @@ def consultation_detail(request: HttpRequest, consultation_uuid: str) -> HttpRes
 
 @require_POST
 @login_required
-def consultation_transition(request: HttpRequest, consultation_uuid: str, action: str) -> HttpResponse:
+def consultation_transition(request: HttpRequest, consultation_uuid: str, action: str) -> HttpResponseBase:
     consultation = access_consultation(request.user, consultation_uuid)
     try:
         services.consultation_transition(
@@ -257,11 +263,11 @@ def consultation_transition(request: HttpRequest, consultation_uuid: str, action
 
 @require_POST
 @login_required
-def comment_create(request: HttpRequest, consultation_uuid: str) -> HttpResponse:
+def comment_create(request: HttpRequest, consultation_uuid: str) -> HttpResponseBase:
     consultation = access_consultation(request.user, consultation_uuid)
     form = CommentForm(request.POST, instances=_instances_for_key_images(consultation))
     if not form.is_valid():
-        return _problem(request, 400, " ".join(e for errors in form.errors.values() for e in errors), consultation)
+        return _problem(request, 400, " ".join(str(e) for errors in form.errors.values() for e in errors), consultation)
     key_images = []
     if form.cleaned_data["key_image"] is not None:
         key_images.append((form.cleaned_data["key_image"], (form.cleaned_data["frame"] or 1) - 1))
@@ -280,7 +286,7 @@ def comment_create(request: HttpRequest, consultation_uuid: str) -> HttpResponse
 
 @require_GET
 @login_required
-def key_image(request: HttpRequest, consultation_uuid: str, key_image_id: int) -> HttpResponse:
+def key_image(request: HttpRequest, consultation_uuid: str, key_image_id: int) -> HttpResponseBase:
     """The preview of a key image: the consultation's check, then the study's, then storage."""
     consultation = access_consultation(request.user, consultation_uuid)
     image = (
@@ -306,7 +312,7 @@ def _require_reader(request: HttpRequest, consultation: Consultation) -> None:
 
 
 @login_required
-def report_edit(request: HttpRequest, consultation_uuid: str) -> HttpResponse:
+def report_edit(request: HttpRequest, consultation_uuid: str) -> HttpResponseBase:
     consultation = access_consultation(request.user, consultation_uuid)
     _require_reader(request, consultation)
     draft = services.report_draft(consultation=consultation)
@@ -334,7 +340,7 @@ def _report_fields(request: HttpRequest) -> dict[str, str]:
 
 @require_POST
 @login_required
-def report_draft_save(request: HttpRequest, consultation_uuid: str) -> HttpResponse:
+def report_draft_save(request: HttpRequest, consultation_uuid: str) -> HttpResponseBase:
     """Autosave: the editor posts here a moment after each change."""
     consultation = access_consultation(request.user, consultation_uuid)
     _require_reader(request, consultation)
@@ -352,7 +358,7 @@ def report_draft_save(request: HttpRequest, consultation_uuid: str) -> HttpRespo
 
 @require_POST
 @login_required
-def report_sign(request: HttpRequest, consultation_uuid: str) -> HttpResponse:
+def report_sign(request: HttpRequest, consultation_uuid: str) -> HttpResponseBase:
     """Save what the form holds, then sign: the signed version is locked."""
     consultation = access_consultation(request.user, consultation_uuid)
     _require_reader(request, consultation)
@@ -371,7 +377,7 @@ def report_sign(request: HttpRequest, consultation_uuid: str) -> HttpResponse:
 
 @require_POST
 @login_required
-def report_addendum(request: HttpRequest, consultation_uuid: str) -> HttpResponse:
+def report_addendum(request: HttpRequest, consultation_uuid: str) -> HttpResponseBase:
     consultation = access_consultation(request.user, consultation_uuid)
     _require_reader(request, consultation)
     try:
@@ -396,7 +402,7 @@ def _signed_version(request: HttpRequest, consultation: Consultation) -> tuple[R
 
 @require_GET
 @login_required
-def report_print(request: HttpRequest, consultation_uuid: str) -> HttpResponse:
+def report_print(request: HttpRequest, consultation_uuid: str) -> HttpResponseBase:
     consultation = access_consultation(request.user, consultation_uuid)
     report, finals = _signed_version(request, consultation)
     audit_record(
@@ -413,7 +419,7 @@ def report_print(request: HttpRequest, consultation_uuid: str) -> HttpResponse:
 
 @require_GET
 @login_required
-def report_pdf(request: HttpRequest, consultation_uuid: str) -> HttpResponse:
+def report_pdf(request: HttpRequest, consultation_uuid: str) -> HttpResponseBase:
     from consult.pdf import FontMissing
     from consult.pdf import report_pdf as make_pdf
 
@@ -446,9 +452,9 @@ def report_pdf(request: HttpRequest, consultation_uuid: str) -> HttpResponse:
 
 @require_GET
 @login_required
-def notification_list(request: HttpRequest) -> HttpResponse:
+def notification_list(request: HttpRequest) -> HttpResponseBase:
     notifications = (
-        Notification.objects.filter(user=request.user)
+        Notification.objects.filter(user=_actor(request))
         .select_related(
             "actor", "consultation__study", "consultation__requesting_institution", "consultation__target_institution"
         )
@@ -461,7 +467,7 @@ def notification_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-def notification_read_all(request: HttpRequest) -> HttpResponse:
+def notification_read_all(request: HttpRequest) -> HttpResponseBase:
     notify.mark_read(user=_actor(request))
     if _wants_json(request):
         return JsonResponse({"unread": 0})
@@ -470,6 +476,6 @@ def notification_read_all(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def notification_unread(request: HttpRequest) -> HttpResponse:
+def notification_unread(request: HttpRequest) -> HttpResponseBase:
     """The unread count, for pages that (re)connect and want to be sure."""
     return JsonResponse({"unread": notify.unread_count(request.user)})

@@ -59,9 +59,7 @@ def test_an_emergency_reading_from_request_to_signed_report(server, new_page) ->
     banner.wait_for()
     assert "응급 판독 의뢰" in banner.inner_text()
     assert "밝은내과의원" in banner.inner_text()
-    reader.wait_for_function(
-        f"document.querySelectorAll('#incoming tr.emergency').length > {emergencies_before}"
-    )
+    reader.wait_for_function(f"document.querySelectorAll('#incoming tr.emergency').length > {emergencies_before}")
     assert reader.evaluate("window.__sameDocument") is True
     assert reader.locator("[data-consult-unread]").inner_text() != "0"
     first_row = reader.locator("#incoming tbody tr").first
