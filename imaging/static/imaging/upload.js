@@ -34,7 +34,7 @@
 
   function tag(outcome) {
     const span = document.createElement("span");
-    const kind = { stored: "ok", duplicate: "ok", conflict: "warn", skipped: "", rejected: "bad" }[outcome] || "bad";
+    const kind = { stored: "ok", duplicate: "ok", conflict: "warn", skipped: "off-muted", rejected: "bad" }[outcome] || "bad";
     span.className = "tag " + kind;
     span.dataset.outcome = outcome;
     span.textContent = strings[outcome] || outcome;
