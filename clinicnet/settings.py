@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "institutions",
     "imaging",
     "consult",
+    "coreading",
     "django_vite",
 ]
 
@@ -130,10 +131,24 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = envstr("REDIS_URL")
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+    # CHANNEL_LAYER=redis-pubsub uses Redis pub/sub (RedisPubSubChannelLayer) instead of the
+    # list-based RedisChannelLayer; bench/README.md (co-reading) has the figures for both.
+    if envstr("CHANNEL_LAYER", "redis") == "redis-pubsub":
+        CHANNEL_LAYERS = {
+            "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        }
+    else:
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {
+                    "hosts": [REDIS_URL],
+                    # Messages a channel may hold before sends to it are dropped (slow consumers).
+                    "capacity": envint("CHANNEL_LAYER_CAPACITY", 100),
+                    "expiry": envint("CHANNEL_LAYER_EXPIRY", 60),
+                    "group_expiry": envint("CHANNEL_LAYER_GROUP_EXPIRY", 86400),
+                },
+            }
         }
     }
     CACHES = {
@@ -141,7 +156,6 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
         }
-    }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -261,6 +275,24 @@ CONSULT_PDF_FONT = envstr("CONSULT_PDF_FONT", "")
 # the browser with a bearer token, e.g. "https://viewer.example.org"; "*" for any.
 DICOMWEB_CORS_ORIGINS = envlist("DICOMWEB_CORS_ORIGINS", [])
 # The most results one QIDO-RS answer carries (a Warning header says when there are more).
+# --- Co-reading (coreading; docs/coreading.md) ------------------------------------
+# The shared store of the rooms' live state (sequence numbers, presence, leader,
+# replay log); empty: process memory, which is right only for one process (embedded).
+COREADING_REDIS_URL = envstr("COREADING_REDIS_URL", REDIS_URL)
+COREADING_MAX_MESSAGE_BYTES = envint("COREADING_MAX_MESSAGE_BYTES", 16384)
+COREADING_POINTER_RATE = envint("COREADING_POINTER_RATE", 30)
+COREADING_MESSAGE_RATE = envint("COREADING_MESSAGE_RATE", 50)
+COREADING_HEARTBEAT_SECONDS = float(envstr("COREADING_HEARTBEAT_SECONDS", "5"))
+COREADING_PRESENCE_TTL = envint("COREADING_PRESENCE_TTL", 15)
+COREADING_RECHECK_SECONDS = envint("COREADING_RECHECK_SECONDS", 60)
+COREADING_JOIN_TIMEOUT = envint("COREADING_JOIN_TIMEOUT", 10)
+COREADING_REPLAY_LOG = envint("COREADING_REPLAY_LOG", 1000)
+COREADING_CHAT_HISTORY = envint("COREADING_CHAT_HISTORY", 50)
+COREADING_IDEMPOTENCY_SECONDS = envint("COREADING_IDEMPOTENCY_SECONDS", 600)
+COREADING_ROOM_TTL = envint("COREADING_ROOM_TTL", 86400)
+COREADING_VIEWPORT_SAVE_SECONDS = envint("COREADING_VIEWPORT_SAVE_SECONDS", 10)
+# --- End of co-reading ----------------------------------------------------------------
+
 DICOMWEB_QIDO_MAX_RESULTS = envint("DICOMWEB_QIDO_MAX_RESULTS", 1000)
 # --- End of DICOMweb ------------------------------------------------------------
 

@@ -25,5 +25,6 @@ urlpatterns = [
     path("dicomweb/", include("imaging.dicomweb.urls")),
     path("", include("imaging.urls")),
     path("", include("consult.urls")),
+    path("", include("coreading.urls")),
     path("", include("institutions.urls")),
 ]

@@ -59,10 +59,9 @@ SEQUENCED_TYPES = (
     "annotation.updated",
     "annotation.deleted",
     "chat",
-    "room.closed",
 )
-# Sent without "seq": transient (pointer, leader.requested) or to one connection only.
-UNSEQUENCED_TYPES = ("snapshot", "resumed", "pointer", "leader.requested", "ack", "error", "pong")
+# Sent without "seq": transient (pointer, leader.requested), final (room.closed) or to one connection only.
+UNSEQUENCED_TYPES = ("snapshot", "resumed", "pointer", "leader.requested", "room.closed", "ack", "error", "pong")
 SERVER_TYPES = SEQUENCED_TYPES + UNSEQUENCED_TYPES
 
 # Client kinds that need a client message id (their resends must be idempotent).
