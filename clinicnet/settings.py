@@ -111,6 +111,11 @@ if DATABASE_URL:
     DATABASES = {"default": _env.db_url_config(DATABASE_URL)}
     DATABASES["default"]["CONN_MAX_AGE"] = envint("DATABASE_CONN_MAX_AGE", 0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Under ASGI (daphne) each request runs in a thread of its own, so CONN_MAX_AGE
+    # cannot keep a connection across requests; a psycopg pool can (DATABASE_POOL=true).
+    if envbool("DATABASE_POOL", False):
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), "pool": True}
 else:
     DATABASES = {
         "default": {

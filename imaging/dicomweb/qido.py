@@ -31,7 +31,7 @@ from datetime import date
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Exists, Min, Model, OuterRef, Q, QuerySet
+from django.db.models import Min, Model, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 
@@ -192,21 +192,24 @@ def _integer(field: str) -> Callable[[str, bool], Q]:
     return match
 
 
-def _modalities(study_ref: str) -> Callable[[str, bool], Q]:
+def _modalities(field: str) -> Callable[[str, bool], Q]:
+    """ModalitiesInStudy against the study's own backslash-separated list: a test on the row, no join."""
+
     def match(value: str, fuzzy: bool) -> Q:
         modalities = [m.strip().upper() for m in re.split(r"[,\\]", value) if m.strip()]
-        series = Series.objects.filter(study_id=OuterRef(study_ref), modality__in=modalities)
-        return Q(Exists(series))
+        if not modalities or not all(re.fullmatch(r"[A-Z0-9_]{1,16}", m) for m in modalities):
+            raise bad_request(_("ModalitiesInStudy takes modality codes such as CT or CT,MR."))
+        return Q(**{f"{field}__regex": r"(^|\\)(" + "|".join(modalities) + r")(\\|$)"})
 
     return match
 
 
-def _study_matchers(prefix: str, study_ref: str) -> dict[str, Callable[[str, bool], Q]]:
+def _study_matchers(prefix: str) -> dict[str, Callable[[str, bool], Q]]:
     return {
         "00080020": _date(f"{prefix}study_date"),
         "00080030": _time(f"{prefix}study_time"),
         "00080050": _text(f"{prefix}accession_number", exact_case=True),
-        "00080061": _modalities(study_ref),
+        "00080061": _modalities(f"{prefix}modalities"),
         "00080090": _person_name(f"{prefix}referring_physician_name", folded=False),
         "00081030": _text(f"{prefix}description"),
         "00100010": _person_name(f"{prefix}patient__name_search", folded=True),
@@ -230,10 +233,10 @@ def _series_matchers(prefix: str) -> dict[str, Callable[[str, bool], Q]]:
 
 
 MATCHERS: dict[str, dict[str, Callable[[str, bool], Q]]] = {
-    Level.STUDY: _study_matchers("", "pk"),
-    Level.SERIES: {**_study_matchers("study__", "study_id"), **_series_matchers("")},
+    Level.STUDY: _study_matchers(""),
+    Level.SERIES: {**_study_matchers("study__"), **_series_matchers("")},
     Level.INSTANCE: {
-        **_study_matchers("study__", "study_id"),
+        **_study_matchers("study__"),
         **_series_matchers("series__"),
         "00080016": _uids("sop_class_uid"),
         "00080018": _uids("sop_instance_uid"),
