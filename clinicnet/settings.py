@@ -155,12 +155,12 @@ if REDIS_URL:
                 },
             }
         }
-    }
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
         }
+    }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -275,11 +275,6 @@ CONSULT_EMAIL_NOTIFICATIONS = envbool("CONSULT_EMAIL_NOTIFICATIONS", True)
 CONSULT_PDF_FONT = envstr("CONSULT_PDF_FONT", "")
 # --- End of consultations ---------------------------------------------------------
 
-# --- DICOMweb (imaging/dicomweb) ---------------------------------------------
-# Origins of separately hosted viewers (OHIF) allowed to call /dicomweb/ from
-# the browser with a bearer token, e.g. "https://viewer.example.org"; "*" for any.
-DICOMWEB_CORS_ORIGINS = envlist("DICOMWEB_CORS_ORIGINS", [])
-# The most results one QIDO-RS answer carries (a Warning header says when there are more).
 # --- Co-reading (coreading; docs/coreading.md) ------------------------------------
 # The shared store of the rooms' live state (sequence numbers, presence, leader,
 # replay log); empty: process memory, which is right only for one process (embedded).
@@ -298,6 +293,11 @@ COREADING_ROOM_TTL = envint("COREADING_ROOM_TTL", 86400)
 COREADING_VIEWPORT_SAVE_SECONDS = envint("COREADING_VIEWPORT_SAVE_SECONDS", 10)
 # --- End of co-reading ----------------------------------------------------------------
 
+# --- DICOMweb (imaging/dicomweb) ---------------------------------------------
+# Origins of separately hosted viewers (OHIF) allowed to call /dicomweb/ from
+# the browser with a bearer token, e.g. "https://viewer.example.org"; "*" for any.
+DICOMWEB_CORS_ORIGINS = envlist("DICOMWEB_CORS_ORIGINS", [])
+# The most results one QIDO-RS answer carries (a Warning header says when there are more).
 DICOMWEB_QIDO_MAX_RESULTS = envint("DICOMWEB_QIDO_MAX_RESULTS", 1000)
 # --- End of DICOMweb ------------------------------------------------------------
 
