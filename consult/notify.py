@@ -10,7 +10,7 @@ them into ``clinicnet:event`` DOM events. Kinds sent from here:
 ``{"type": "notification", "op": "read", "unread"}``
     to the reader of notifications, so their other pages update the count.
 ``{"type": "consultation", "op": "changed", "consultation", "status",
-"priority", "emergency"}``
+"version", "priority", "emergency"}``
     to everyone who may see the consultation, so worklists refresh.
 
 Texts carry no patient data (e-mail is not a safe channel for it): the
@@ -56,6 +56,7 @@ def consultation_changed(consultation: Consultation) -> None:
             "op": "changed",
             "consultation": str(consultation.uuid),
             "status": consultation.status,
+            "version": consultation.version,
             "priority": consultation.priority,
             "emergency": consultation.is_emergency,
         },

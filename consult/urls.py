@@ -10,6 +10,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("consultations/requests/", views.request_list, name="consultation-requests"),
     path("consultations/new/<str:study_uid>/", views.consultation_new, name="consultation-new"),
     path("consultations/<uuid:consultation_uuid>/", views.consultation_detail, name="consultation-detail"),
+    path("consultations/<uuid:consultation_uuid>/state/", views.consultation_state, name="consultation-state"),
     path(
         "consultations/<uuid:consultation_uuid>/actions/<str:action>/",
         views.consultation_transition,

@@ -240,6 +240,24 @@ def consultation_detail(request: HttpRequest, consultation_uuid: str) -> HttpRes
     return _no_store(render(request, "consult/detail.html", context))
 
 
+@require_GET
+@login_required
+def consultation_state(request: HttpRequest, consultation_uuid: str) -> HttpResponseBase:
+    """What the consultation page shows, in brief: it checks this when its socket (re)connects."""
+    consultation = access_consultation(request.user, consultation_uuid)
+    final = consultation.final_report()
+    return _no_store(
+        JsonResponse(
+            {
+                "status": consultation.status,
+                "version": consultation.version,
+                "report_version": final.version if final else 0,
+                "comments": consultation.comments.count(),
+            }
+        )
+    )
+
+
 @require_POST
 @login_required
 def consultation_transition(request: HttpRequest, consultation_uuid: str, action: str) -> HttpResponseBase:

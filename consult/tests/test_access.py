@@ -63,6 +63,7 @@ def _get_urls(c: Consultation) -> dict[str, str]:
     base = f"/consultations/{c.uuid}"
     return {
         "detail": f"{base}/",
+        "state": f"{base}/state/",
         "print": f"{base}/report/print/",
         "pdf": f"{base}/report.pdf",
         "key_image": f"{base}/key-images/{key_image.pk}.jpg",
@@ -73,6 +74,7 @@ def _get_urls(c: Consultation) -> dict[str, str]:
 GET_EXPECTED = {
     # url: {persona: status} for the personas who see the consultation
     "detail": {"doctor": 200, "clerk": 200, "clinic_admin": 200, "reader": 200},
+    "state": {"doctor": 200, "clerk": 200, "clinic_admin": 200, "reader": 200},
     "print": {"doctor": 200, "clerk": 200, "clinic_admin": 200, "reader": 200},
     "pdf": {"doctor": 200, "clerk": 200, "clinic_admin": 200, "reader": 200},
     "key_image": {"doctor": 200, "clerk": 200, "clinic_admin": 200, "reader": 200},

@@ -36,7 +36,7 @@ async def _connect(user: User) -> WebsocketCommunicator:
 async def _events(communicator: WebsocketCommunicator) -> list[dict[str, Any]]:
     """Everything that arrives until the socket is quiet for a moment."""
     events = []
-    while not await communicator.receive_nothing(timeout=0.3):
+    while not await communicator.receive_nothing(timeout=1.0):
         events.append(await communicator.receive_json_from())
     return events
 

@@ -6,8 +6,10 @@
  *
  *   document.addEventListener("clinicnet:event", (e) => { if (e.detail.type === "...") ... });
  *
- * After a lost connection comes back, "clinicnet:reconnected" is dispatched:
- * events sent meanwhile are lost, so pages reload what they show.
+ * "clinicnet:connected" is dispatched each time the socket opens ({reconnected}):
+ * events sent before that moment were not seen, so a page that shows live state
+ * checks it then (a page rendered just before an event is the same case).
+ * After a lost connection comes back, "clinicnet:reconnected" is dispatched too.
  * The socket reconnects with exponential backoff (1 s doubling to 30 s, with
  * jitter), except when the server closed it because access ended (4403).
  */
@@ -51,6 +53,7 @@
     socket.addEventListener("open", function () {
       attempts = 0;
       api.connected = true;
+      dispatch("clinicnet:connected", { reconnected: everConnected });
       if (everConnected) dispatch("clinicnet:reconnected", {});
       everConnected = true;
       pingTimer = window.setInterval(function () {

@@ -30,5 +30,5 @@
   document.addEventListener("clinicnet:event", function (e) {
     if (e.detail.type === "consultation") soon();
   });
-  document.addEventListener("clinicnet:reconnected", soon);
+  document.addEventListener("clinicnet:connected", soon);
 })();
