@@ -1029,6 +1029,28 @@ export class Viewer {
     }
     viewport.render();
   }
+
+  // --- Hooks for co-reading (frontend/src/coreading/, which drives the viewer through these) ---
+
+  /** The layout, each cell's series and the active cell. */
+  get layoutState(): LayoutState {
+    return this.layout;
+  }
+
+  /** The Cornerstone viewport of cell *index* once it shows its series' images. */
+  readyViewport(index: number): StackViewport | undefined {
+    const cell = this.cells[index];
+    return cell && cell.root.dataset.state === "ready" ? this.viewportOf(cell) : undefined;
+  }
+
+  /** Show series *uid* in cell *index*, as a drop does (the cell becomes active). */
+  showSeriesInCell(index: number, uid: string): void {
+    this.putSeries(index, uid);
+  }
+
+  activateCell(index: number): void {
+    this.activate(index);
+  }
 }
 
 const TOOL_ICONS: Record<ToolName, string> = {
