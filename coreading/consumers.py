@@ -469,7 +469,7 @@ class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is
             return
         changes: dict[str, Any] = {}
         if "points" in data:
-            changes["points"] = protocol.annotation_points(data["points"], current.kind)
+            changes["points"] = protocol.annotation_points(data["points"], current.kind, message.id)
         if "text" in data:
             changes["text"] = data["text"]
         seq = await self._allocate()

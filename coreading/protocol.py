@@ -400,12 +400,12 @@ def _annotation_update(data: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def annotation_points(value: Any, kind: str) -> list[list[float]]:
+def annotation_points(value: Any, kind: str, message_id: str | None = None) -> list[list[float]]:
     """Validate *value* as the points of an annotation of *kind* (ProtocolError if not)."""
     try:
         return _points(value, kind)
     except _Invalid as invalid:
-        raise ProtocolError(BAD_MESSAGE, invalid.message) from None
+        raise ProtocolError(BAD_MESSAGE, invalid.message, message_id) from None
 
 
 def _annotation_delete(data: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,21 @@ from institutions.testing import client_for
 _ids = itertools.count(1)
 
 
+def in_order(messages: list[dict[str, Any]], after: int) -> list[dict[str, Any]]:
+    """Sequenced messages as a client applies them (docs/coreading.md, "Ordering"): by seq, once, from *after*.
+
+    Raises AssertionError on a hole, which a client would have to fill with "sync".
+    """
+    by_seq = {m["seq"]: m for m in messages if "seq" in m and m["seq"] > after}
+    applied = []
+    expected = after + 1
+    for seq in sorted(by_seq):
+        assert seq == expected, f"missing seq {expected}"
+        applied.append(by_seq[seq])
+        expected += 1
+    return applied
+
+
 async def session_cookie(user: User) -> bytes:
     client = await sync_to_async(client_for)(user)
     return f"sessionid={client.cookies['sessionid'].value}".encode()
