@@ -34,9 +34,12 @@
 
   document.addEventListener("clinicnet:event", onEvent);
   // Events sent while the socket was down are lost: reload what is shown.
-  document.addEventListener("clinicnet:reconnected", () => {
-    if (rows) refreshRows();
-  });
+  // …and so are those sent between rendering this page and the socket opening.
+  for (const name of ["clinicnet:connected", "clinicnet:reconnected"]) {
+    document.addEventListener(name, () => {
+      if (rows) refreshRows();
+    });
+  }
 
   // Keyboard navigation of the worklist: the selected row keeps its place
   // across live refreshes by its study UID.
