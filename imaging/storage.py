@@ -85,12 +85,33 @@ def store_file(key: str, source: Path) -> None:
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
     try:
-        shutil.copyfile(source, tmp)
+        if not _link_spooled(source, tmp):
+            shutil.copyfile(source, tmp)
         with tmp.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _link_spooled(source: Path, tmp: Path) -> bool:
+    """Hard-link *source* to *tmp* when it is one of our own temporary files; True if done.
+
+    Files in the spool folder (uploads, zip entries, STOW-RS parts, C-STORE
+    data sets) are written once by ClinicNet and never changed afterwards, so
+    the archive can take their bytes without writing them a second time.
+    Anything else (a user's file given to ``import_dicom``) is copied: it may
+    be changed later, and a link would change the archive with it.
+    """
+    from imaging.ingest import spool_dir
+
+    try:
+        if source.resolve().parent != Path(spool_dir()).resolve():
+            return False
+        os.link(source, tmp)
+    except OSError:  # another file system, or links not supported: copy instead
+        return False
+    return True
 
 
 def store_bytes(key: str, data: bytes) -> None:

@@ -323,3 +323,61 @@ def test_a_nested_sequence_bulk_reference_names_its_path(clinic: Institution, tm
         assert session.add_bytes(buffer.getvalue()).ok
     nested = Instance.objects.get().metadata["00540016"]["Value"][0]["00091001"]
     assert nested["BulkDataURI"].endswith("/bulkdata/00540016/0/00091001")
+
+
+# --- Speed-ups of the ingest path (bench/README.md, "Ingest") --------------------------------
+
+
+def test_later_instances_of_a_study_in_a_session_skip_the_lookups(
+    clinic: Institution, tmp_path: Path, django_assert_num_queries
+) -> None:
+    first = modified_copy(tmp_path, "CT_small.dcm")
+    second = tmp_path / "second.dcm"
+    ds = pydicom.dcmread(first)
+    ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.2"
+    ds.InstanceNumber = 2
+    ds.save_as(second)
+    with IngestSession(institution=clinic, entry_point=EntryPoint.DIMSE) as session:
+        assert session.add_file(first).outcome == Outcome.STORED
+        # The SOP Instance UID check, then (in a savepoint) INSERT and two counter UPDATEs.
+        with django_assert_num_queries(6):
+            assert session.add_file(second).outcome == Outcome.STORED
+    study = Study.objects.get()
+    assert (study.number_of_instances, study.number_of_series, study.modalities) == (2, 1, "CT")
+    assert Series.objects.get().number_of_instances == 2
+    assert Patient.objects.count() == 1
+
+
+def test_a_session_still_sees_a_study_filed_under_another_patient(clinic: Institution, tmp_path: Path) -> None:
+    other = modified_copy(
+        tmp_path, "CT_small.dcm", PatientID="SOMEONE-ELSE", SOPInstanceUID="1.2.826.0.1.3680043.8.498.1"
+    )
+    new_modality = modified_copy(tmp_path, "MR_small.dcm")
+    ds = pydicom.dcmread(new_modality)
+    ds.StudyInstanceUID = pydicom.dcmread(testdata_path("CT_small.dcm")).StudyInstanceUID
+    ds.PatientID = pydicom.dcmread(testdata_path("CT_small.dcm")).PatientID
+    ds.save_as(new_modality)
+    with IngestSession(institution=clinic, entry_point=EntryPoint.DIMSE) as session:
+        assert session.add_file(testdata_path("CT_small.dcm")).outcome == Outcome.STORED
+        assert session.add_file(other).outcome == Outcome.CONFLICT
+        assert session.add_file(new_modality).outcome == Outcome.STORED
+    study = Study.objects.get()
+    assert (study.number_of_instances, study.number_of_series, study.modalities) == (2, 2, "CT\\MR")
+
+
+def test_spooled_files_are_linked_into_storage_and_other_files_copied(clinic: Institution, tmp_path: Path) -> None:
+    from imaging.ingest import spool_dir
+
+    spooled = Path(spool_dir()) / "bench-link-test.dcm"
+    spooled.write_bytes(testdata_path("CT_small.dcm").read_bytes())
+    outside = tmp_path / "MR_small.dcm"
+    outside.write_bytes(testdata_path("MR_small.dcm").read_bytes())
+    with IngestSession(institution=clinic, entry_point=EntryPoint.WEB) as session:
+        linked, copied = session.add_file(spooled), session.add_file(outside)
+    linked_path = Path(default_storage.path(Instance.objects.get(pk=linked.instance_id).storage_key))
+    copied_path = Path(default_storage.path(Instance.objects.get(pk=copied.instance_id).storage_key))
+    assert linked_path.stat().st_ino == spooled.stat().st_ino  # the spool's bytes, not written twice
+    assert copied_path.stat().st_ino != outside.stat().st_ino  # a user's file can change later: copied
+    spooled.unlink()  # the spool copy goes; the archive keeps its link
+    assert linked_path.read_bytes() == testdata_path("CT_small.dcm").read_bytes()
+    assert list(storage.walk(storage.TMP_PREFIX)) == []
