@@ -7,6 +7,9 @@ import "events";
 import "./styles.css";
 import { languageFrom, translator } from "./i18n";
 import { Viewer, type ViewerConfig } from "./viewer/app";
+import { markOnce, MARKS } from "./timing";
+
+markOnce(MARKS.start);
 
 function readConfig(): ViewerConfig {
   const element = document.getElementById("viewer-config");

@@ -56,6 +56,7 @@ import {
 } from "./cornerstone";
 import { askText, showHelp, showTags, closeDialog, isDialogOpen } from "./dialogs";
 import { h, setLines } from "./dom";
+import { markOnce, MARKS } from "../timing";
 
 /** What the Django template passes in `#viewer-config` (see imaging/viewer.py). */
 export interface ViewerConfig {
@@ -489,6 +490,11 @@ export class Viewer {
       }
     });
     const rerender = () => this.queueOverlay(cell);
+    element.addEventListener(Enums.Events.IMAGE_RENDERED, () => {
+      if (cell.root.dataset.state === "ready") {
+        markOnce(MARKS.firstImage);
+      }
+    });
     element.addEventListener(Enums.Events.IMAGE_RENDERED, rerender);
     element.addEventListener(Enums.Events.STACK_NEW_IMAGE, rerender);
     element.addEventListener(Enums.Events.VOI_MODIFIED, rerender);
@@ -683,6 +689,7 @@ export class Viewer {
       entry.status.textContent = finished ? "" : label;
     }
     if (finished) {
+      markOnce(MARKS.allLoaded);
       this.root.dataset.loaded = String(Number(this.root.dataset.loaded ?? 0) + 1);
     }
   }
