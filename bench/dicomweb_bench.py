@@ -282,7 +282,7 @@ def clinicnet_server(data_dir: Path) -> Iterator[str]:
     }
     env.pop("REDIS_URL", None)
     process = subprocess.Popen(
-        [str(REPO / ".venv" / "bin" / "daphne"), "-b", "127.0.0.1", "-p", str(port), "clinicnet.asgi:application"],
+        [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port), "clinicnet.asgi:application"],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,

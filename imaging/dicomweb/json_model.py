@@ -9,6 +9,7 @@ UTF-8 JSON (Korean names stay readable, not ``\\uXXXX``-escaped).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -48,6 +49,7 @@ def keyword_of(tag: str) -> str:
     return keyword_for_tag(int(tag, 16)) or tag
 
 
+@functools.lru_cache(maxsize=4096)
 def vr_of(tag: str) -> str:
     try:
         vr = dictionary_VR(int(tag, 16))
@@ -59,8 +61,12 @@ def vr_of(tag: str) -> str:
 
 def person_name(value: str) -> dict[str, str]:
     """A PN value (``Hong^Gildong=洪^吉洞=홍^길동``) as its DICOM JSON object."""
-    groups = value.split("=")
-    return {name: group for name, group in zip(PN_GROUPS, groups, strict=False) if group}
+    return dict(_person_name(value))
+
+
+@functools.lru_cache(maxsize=8192)
+def _person_name(value: str) -> tuple[tuple[str, str], ...]:
+    return tuple((name, group) for name, group in zip(PN_GROUPS, value.split("="), strict=False) if group)
 
 
 def da(value: date | None) -> str | None:

@@ -43,10 +43,12 @@ from imaging.dicomweb.common import bad_request, endpoint, json_response
 from imaging.dicomweb.json_model import UnknownAttribute, da, tag_of
 from imaging.dicomweb.negotiation import request_accept, wants_json
 from imaging.dicomweb.urls_util import service_root
-from imaging.models import Instance, Series, Study
+from imaging.models import Instance, Patient, Series, Study
 
 CONTROL_PARAMETERS = {"limit", "offset", "includefield", "fuzzymatching", "accept", "charset"}
 WARNING_PREFIX = "299 clinicnet-dicomweb:"
+# Up to this many patients matching a PatientName are looked up by id (see _patient_name).
+MAX_PATIENT_IDS = 2000
 
 # --- default attributes (PS3.18 Tables 10.6.3-3 to -5) ----------------------------------
 
@@ -106,18 +108,46 @@ def _text(field: str, *, exact_case: bool = False) -> Callable[[str, bool], Q]:
     return match
 
 
-def _person_name(field: str, *, folded: bool) -> Callable[[str, bool], Q]:
+def _pn_regex(text: str, fuzzy: bool) -> str | None:
+    """The regular expression of a PN match on one component group; None matches everything."""
+    if fuzzy:
+        # Any name component (after ^, =, a space or at the start) begins with the value.
+        return r"(^|[\^= ])" + _wildcard_regex(text.rstrip("*"), "[^=]")
+    if text == "*":
+        return None
+    return "(^|=)" + _wildcard_regex(text, "[^=]") + "(=|$)"
+
+
+def _person_name(field: str) -> Callable[[str, bool], Q]:
     """PN matching on one of the three component groups (separated by ``=``), case-insensitive."""
 
     def match(value: str, fuzzy: bool) -> Q:
-        text = fold_for_search(value) if folded else value
-        lookup = "regex" if folded else "iregex"
-        if fuzzy:
-            # Any name component (after ^, =, a space or at the start) begins with the value.
-            return Q(**{f"{field}__{lookup}": r"(^|[\^= ])" + _wildcard_regex(text.rstrip("*"), "[^=]")})
-        if text == "*":
+        pattern = _pn_regex(value, fuzzy)
+        return Q(**{f"{field}__iregex": pattern}) if pattern else Q()
+
+    return match
+
+
+def _patient_name(patient_ref: str) -> Callable[[str, bool], Q]:
+    """PatientName, matched on the folded Patient.name_search.
+
+    The matching patients are looked up first, on their own: that query uses
+    the name indexes (a trigram index on PostgreSQL), while the same condition
+    inside the study search makes the planner scan the patient table. When a
+    name is too common for a list of ids to pay, the condition goes into the
+    study search, where walking studies newest first finds matches soon.
+    """
+
+    def match(value: str, fuzzy: bool) -> Q:
+        pattern = _pn_regex(fold_for_search(value), fuzzy)
+        if pattern is None:
             return Q()
-        return Q(**{f"{field}__{lookup}": "(^|=)" + _wildcard_regex(text, "[^=]") + "(=|$)"})
+        ids = list(
+            Patient.objects.filter(name_search__regex=pattern).values_list("id", flat=True)[: MAX_PATIENT_IDS + 1]
+        )
+        if len(ids) > MAX_PATIENT_IDS:
+            return Q(**{f"{patient_ref}__name_search__regex": pattern})
+        return Q(**{f"{patient_ref}_id__in": ids})
 
     return match
 
@@ -210,9 +240,9 @@ def _study_matchers(prefix: str) -> dict[str, Callable[[str, bool], Q]]:
         "00080030": _time(f"{prefix}study_time"),
         "00080050": _text(f"{prefix}accession_number", exact_case=True),
         "00080061": _modalities(f"{prefix}modalities"),
-        "00080090": _person_name(f"{prefix}referring_physician_name", folded=False),
+        "00080090": _person_name(f"{prefix}referring_physician_name"),
         "00081030": _text(f"{prefix}description"),
-        "00100010": _person_name(f"{prefix}patient__name_search", folded=True),
+        "00100010": _patient_name(f"{prefix}patient"),
         "00100020": _text(f"{prefix}patient__patient_id", exact_case=True),
         "00100021": _text(f"{prefix}patient__issuer", exact_case=True),
         "00100030": _date(f"{prefix}patient__birth_date"),

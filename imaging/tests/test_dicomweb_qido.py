@@ -202,3 +202,12 @@ def test_searches_are_audited(studies: dict[str, Study], doctor: User) -> None:
     assert event.actor == doctor
     assert "PatientName=hong" in event.detail["query"]
     assert event.detail["results"] == 1
+
+
+def test_a_common_patient_name_is_matched_inside_the_study_search(
+    studies: dict[str, Study], doctor: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("imaging.dicomweb.qido.MAX_PATIENT_IDS", 0)  # every name counts as common
+    client = client_for(doctor)
+    assert _search(client, PatientName="홍*") == {studies["hong"].study_instance_uid}
+    assert _search(client, PatientName="lee^minsu") == {studies["lee"].study_instance_uid}
