@@ -590,7 +590,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
         print(f"  archive: {Study.objects.count():,} studies, {Instance.objects.count():,} instances")
         clinicnet = servers[0]
         large = [
-            (f"QIDO studies PatientName={NAME_QUERY}", f"/studies?PatientName={NAME_QUERY}"),
+            (f"QIDO studies PatientName={NAME_QUERY} (all)", f"/studies?PatientName={NAME_QUERY}"),
+            (f"QIDO studies PatientName={NAME_QUERY}, limit=100", f"/studies?PatientName={NAME_QUERY}&limit=100"),
             ("QIDO studies PatientName=박* (Hangul group), limit=25", "/studies?PatientName=%EB%B0%95*&limit=25"),
             ("QIDO studies StudyDate one year, limit=25", f"/studies?StudyDate={YEAR[0]}-{YEAR[1]}&limit=25"),
             ("QIDO studies ModalitiesInStudy=CT + one year, limit=25",
