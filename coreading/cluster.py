@@ -1,3 +1,4 @@
+# ruff: noqa: S603, S607, S310  (starts local processes and calls its own servers over http://127.0.0.1)
 """A local production-shaped cluster for the integration test and the load benchmark.
 
 A private ``redis-server`` on a free port (never the machine's shared Redis on
@@ -108,7 +109,7 @@ class Cluster:
     def start_servers(self, count: int) -> None:
         for number in range(count):
             port = free_port()
-            log = open(self.folder / f"daphne-{number}.log", "wb")  # noqa: SIM115  (open while it runs)
+            log = open(self.folder / f"daphne-{number}.log", "wb")
             server = subprocess.Popen(
                 [str(Path(PYTHON).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port), "clinicnet.asgi:application"],
                 cwd=BASE_DIR,
@@ -174,7 +175,8 @@ def login(port: int, username: str, password: str = PASSWORD) -> str:
     opener.open(f"{base}/accounts/login/", timeout=10).read()
     token = next(cookie.value for cookie in jar if cookie.name == "csrftoken")
     body = urlencode({"username": username, "password": password, "csrfmiddlewaretoken": token}).encode()
-    request = urllib.request.Request(f"{base}/accounts/login/", data=body, headers={"Referer": f"{base}/accounts/login/"})
+    page = f"{base}/accounts/login/"
+    request = urllib.request.Request(page, data=body, headers={"Referer": page})
     opener.open(request, timeout=10).read()
     cookies = {cookie.name: cookie.value for cookie in jar}
     if "sessionid" not in cookies:
