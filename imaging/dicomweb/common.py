@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.cache import cache
 from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
@@ -266,13 +267,41 @@ async def _async_chunks(chunks: Iterator[bytes]) -> Any:
 # --- audit -------------------------------------------------------------------------------------
 
 
+# A viewer reads a study as hundreds of requests (metadata, every frame, thumbnails): one row per
+# person, study and kind of read within this many seconds says who read what, without a database
+# write on every frame. Downloads of DICOM files are their own kind, so an export is never hidden
+# behind an earlier look at the images.
+RETRIEVE_AUDIT_WINDOW_SECONDS = 300
+FILE_RESOURCES = frozenset({"study", "series", "instance"})
+
+
 def audit_retrieve(request: HttpRequest, study: Study, resource: str, **detail: str) -> None:
-    """One audit row per retrieve request: who read which study, and what of it."""
+    """Record that the requester read *study*: one ``study.retrieve`` row per user, study and kind a window.
+
+    The first request of a window writes the row (``detail.resource`` names it, ``detail.window``
+    the seconds it stands for); later ones within the window are covered by it. When the cache
+    cannot answer, every request is recorded, as before.
+    """
+    window = int(getattr(settings, "DICOMWEB_RETRIEVE_AUDIT_SECONDS", RETRIEVE_AUDIT_WINDOW_SECONDS))
+    kind = "files" if resource in FILE_RESOURCES else "images"
+    # The study's creation time keeps keys apart across databases that reuse primary keys (test runs).
+    key = f"dicomweb:audit:{getattr(request.user, 'pk', None)}:{study.pk}:{study.created_at.timestamp():.6f}:{kind}"
+    if window > 0:
+        try:
+            first = cache.add(key, 1, timeout=window)
+        except Exception:  # noqa: BLE001  (an unreachable cache must not cost an audit row)
+            first = True
+        if not first:
+            return
     audit_record(
         action="study.retrieve",
         request=request,
         institution=study.institution,
         object_type="study",
         object_id=study.study_instance_uid,
-        detail={"resource": resource, **{key: value for key, value in detail.items() if value}},
+        detail={
+            "resource": resource,
+            **{key: value for key, value in detail.items() if value},
+            **({"window": window} if window > 0 else {}),
+        },
     )

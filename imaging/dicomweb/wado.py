@@ -1,8 +1,9 @@
 """WADO-RS (PS3.18 10.4): instances, metadata, frames and bulk data.
 
 Every request first asks ``imaging.access.access_study`` (404 for unknown
-and forbidden alike), then looks up instances of that study only, and writes
-one ``study.retrieve`` audit row. Stored files are streamed from storage in
+and forbidden alike), then looks up instances of that study only, and is
+audited as a ``study.retrieve`` (one row per person, study and kind of read
+every few minutes: ``common.audit_retrieve``). Stored files are streamed from storage in
 1 MB chunks, never a whole study in memory; metadata is the stored DICOM
 JSON, read as text from the database and joined without decoding.
 

@@ -1,0 +1,132 @@
+"""DICOMweb reads are audited once per person, study and kind of read within a window, not per request.
+
+A viewer opening a 300-slice CT sends hundreds of requests; one ``study.retrieve`` row says who
+looked at which study, and the window (``DICOMWEB_RETRIEVE_AUDIT_SECONDS``, 5 minutes by default)
+says for how long it stands. Downloading the DICOM files is recorded apart from looking at them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.core.cache import cache
+
+from clinicnet.audit.models import AuditEvent
+from imaging.models import Instance, Study
+from imaging.services import study_grant
+from imaging.testing import make_study
+from institutions.models import Institution, User
+from institutions.testing import client_for
+
+
+@pytest.fixture
+def mr(clinic: Institution) -> Study:
+    return make_study(clinic, "emri_small.dcm")  # 10 frames
+
+
+def _frames_url(study: Study) -> str:
+    instance = Instance.objects.select_related("series").get(study=study)
+    return (
+        f"/dicomweb/studies/{study.study_instance_uid}/series/{instance.series.series_instance_uid}"
+        f"/instances/{instance.sop_instance_uid}/frames"
+    )
+
+
+def _rows(study: Study) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(action="study.retrieve", object_id=study.study_instance_uid).order_by("id"))
+
+
+def _view(client: object, study: Study) -> None:
+    """What the viewer asks for: the metadata, then every frame."""
+    assert client.get(f"/dicomweb/studies/{study.study_instance_uid}/metadata").status_code == 200  # type: ignore[attr-defined]
+    for number in range(1, 11):
+        assert client.get(f"{_frames_url(study)}/{number}").status_code == 200  # type: ignore[attr-defined]
+
+
+def test_a_viewer_reading_every_frame_writes_one_row(mr: Study, doctor: User) -> None:
+    _view(client_for(doctor), mr)
+    (row,) = _rows(mr)
+    assert row.actor_id == doctor.pk
+    assert row.institution_id == mr.institution_id
+    assert row.detail == {"resource": "metadata", "window": 300}
+
+
+def test_each_person_gets_their_own_row(mr: Study, doctor: User, reader: User, health_center: Institution) -> None:
+    study_grant(study=mr, institution=health_center, reason="consultation", granted_by=doctor)
+    _view(client_for(doctor), mr)
+    _view(client_for(reader), mr)
+    assert [row.actor_id for row in _rows(mr)] == [doctor.pk, reader.pk]
+
+
+def test_each_study_gets_its_own_row(mr: Study, clinic: Institution, doctor: User) -> None:
+    ct = make_study(clinic, "CT_small.dcm")
+    client = client_for(doctor)
+    _view(client, mr)
+    client.get(f"/dicomweb/studies/{ct.study_instance_uid}/metadata")
+    assert len(_rows(mr)) == 1
+    assert len(_rows(ct)) == 1
+
+
+def test_downloading_the_files_is_recorded_even_after_viewing(mr: Study, doctor: User) -> None:
+    client = client_for(doctor)
+    _view(client, mr)
+    response = client.get(f"/dicomweb/studies/{mr.study_instance_uid}")
+    assert response.status_code == 200
+    b"".join(response.streaming_content)
+    client.get(f"/dicomweb/studies/{mr.study_instance_uid}")
+    assert [row.detail["resource"] for row in _rows(mr)] == ["metadata", "study"]
+
+
+def test_a_new_window_writes_a_new_row(mr: Study, doctor: User, settings: object) -> None:
+    settings.DICOMWEB_RETRIEVE_AUDIT_SECONDS = 1  # type: ignore[attr-defined]
+    client = client_for(doctor)
+    client.get(f"{_frames_url(mr)}/1")
+    client.get(f"{_frames_url(mr)}/2")
+    assert len(_rows(mr)) == 1
+    time.sleep(1.2)
+    client.get(f"{_frames_url(mr)}/3")
+    rows = _rows(mr)
+    assert len(rows) == 2
+    assert rows[1].detail == {
+        "resource": "frames",
+        "series": rows[0].detail["series"],
+        "instance": rows[0].detail["instance"],
+        "frames": "3",
+        "window": 1,
+    }
+
+
+def test_a_window_of_zero_records_every_request(mr: Study, doctor: User, settings: object) -> None:
+    settings.DICOMWEB_RETRIEVE_AUDIT_SECONDS = 0  # type: ignore[attr-defined]
+    client = client_for(doctor)
+    client.get(f"{_frames_url(mr)}/1")
+    client.get(f"{_frames_url(mr)}/2")
+    assert [row.detail["frames"] for row in _rows(mr)] == ["1", "2"]
+    assert "window" not in _rows(mr)[0].detail
+
+
+def test_every_request_is_recorded_when_the_cache_is_down(
+    mr: Study, doctor: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> bool:
+        raise ConnectionError("cache unreachable")
+
+    monkeypatch.setattr(cache, "add", broken)
+    client = client_for(doctor)
+    client.get(f"{_frames_url(mr)}/1")
+    client.get(f"{_frames_url(mr)}/2")
+    assert len(_rows(mr)) == 2
+
+
+def test_refused_and_not_modified_requests_write_no_row(
+    mr: Study, doctor: User, outsider: User, settings: object
+) -> None:
+    settings.DICOMWEB_RETRIEVE_AUDIT_SECONDS = 0  # type: ignore[attr-defined]  # any row would show
+    assert client_for(outsider).get(f"{_frames_url(mr)}/1").status_code == 404
+    assert _rows(mr) == []
+    client = client_for(doctor)
+    first = client.get(f"{_frames_url(mr)}/1")
+    again = client.get(f"{_frames_url(mr)}/1", HTTP_IF_NONE_MATCH=first["ETag"])
+    assert again.status_code == 304
+    assert len(_rows(mr)) == 1
