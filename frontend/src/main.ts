@@ -7,6 +7,7 @@ import "events";
 import "./styles.css";
 import { languageFrom, translator } from "./i18n";
 import { Viewer, type ViewerConfig } from "./viewer/app";
+import { startCoreading } from "./coreading";
 import { markOnce, MARKS } from "./timing";
 
 markOnce(MARKS.start);
@@ -34,4 +35,6 @@ if (root) {
     root.dataset.state = "error";
     root.textContent = `${t("app.error")} ${t("app.errorRetry")}`;
   });
+  // Co-reading (frontend/src/coreading/): the "Read together" button, and the room named by ?room=.
+  startCoreading(viewer, root, config, t);
 }
