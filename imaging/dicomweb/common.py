@@ -161,12 +161,25 @@ def endpoint(*methods: str) -> Callable[[View], View]:
             else:
                 response = _authenticate(request) or _csrf_failure(request) or _run(view, request, args, kwargs)
             _add_cors(request, response)
+            if request.method == "HEAD":
+                _drop_body(response)
             return response
 
         wrapper.undecorated = view  # type: ignore[attr-defined]  # for views that share one URL
         return wrapper  # type: ignore[return-value]  # same signature as view
 
     return decorate
+
+
+def _drop_body(response: HttpResponse | StreamingHttpResponse) -> None:
+    """HEAD: the headers of GET, no body (not every server strips it)."""
+    if isinstance(response, StreamingHttpResponse):
+        response.close()
+        response.streaming_content = iter(())
+    else:
+        length = len(response.content)
+        response.content = b""
+        response["Content-Length"] = str(length)
 
 
 def _run(view: Callable[..., HttpResponse], request: HttpRequest, args: Any, kwargs: Any) -> HttpResponse:

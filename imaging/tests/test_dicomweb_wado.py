@@ -254,7 +254,13 @@ def test_retrieves_are_audited_once_per_kind_of_read(ct: Study, doctor: User) ->
 
 def test_head_and_unsupported_methods(ct: Study, doctor: User) -> None:
     client = client_for(doctor)
-    assert client.head(f"{_base(ct)}/metadata").status_code == 200
+    head = client.head(f"{_base(ct)}/metadata")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert int(head["Content-Length"]) > 0
+    streamed = client.head(_base(ct))
+    assert streamed.status_code == 200
+    assert b"".join(streamed.streaming_content) == b""
     response = client.delete(f"/dicomweb/studies/{ct.study_instance_uid}")
     assert response.status_code in (403, 405)  # session DELETE without CSRF token, or not allowed
     csrf_client = Client(enforce_csrf_checks=False)
