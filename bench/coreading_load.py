@@ -31,6 +31,7 @@ from typing import Any
 
 import psutil
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidMessage
 
 from coreading.cluster import cluster
 
@@ -45,13 +46,22 @@ def now_ms() -> float:
 async def participant(
     port: int, room: str, cookie: str, leader: bool, args: argparse.Namespace, stats: dict[str, Any]
 ) -> None:
-    async with connect(
-        f"ws://127.0.0.1:{port}/ws/coreading/{room}/",
-        additional_headers={"Cookie": cookie},
-        origin=f"http://127.0.0.1:{port}",  # type: ignore[arg-type]
-        open_timeout=60,
-        max_queue=None,
-    ) as socket:
+    for attempt in range(5):  # reconnect as a browser would when a handshake is dropped under load
+        try:
+            socket = await connect(
+                f"ws://127.0.0.1:{port}/ws/coreading/{room}/",
+                additional_headers={"Cookie": cookie},
+                origin=f"http://127.0.0.1:{port}",  # type: ignore[arg-type]
+                open_timeout=60,
+                max_queue=None,
+            )
+            break
+        except (OSError, InvalidMessage):
+            stats["retries"] += 1
+            await asyncio.sleep(0.5 * (attempt + 1))
+    else:
+        raise RuntimeError("could not connect")
+    async with socket:
         await socket.send(json.dumps({"v": 1, "type": "join", "data": {}}))
         snapshot = json.loads(await socket.recv())
         while snapshot["type"] != "snapshot":
@@ -119,6 +129,7 @@ def worker(rooms: list[dict[str, Any]], ports: list[int], args: argparse.Namespa
             "sent_pointer": 0,
             "sent_viewport": 0,
             "errors": 0,
+            "retries": 0,
             "pointer": [],
             "viewport": [],
             "start": asyncio.Event(),
@@ -132,7 +143,10 @@ def worker(rooms: list[dict[str, Any]], ports: list[int], args: argparse.Namespa
                 await asyncio.sleep(0.01)
                 if index == 0:
                     await asyncio.sleep(0.1)  # the first in leads
-        while stats["joined"] < len(tasks):  # noqa: ASYNC110  (a counter, polled during start-up only)
+        while stats["joined"] < len(tasks):
+            failed = [task for task in tasks if task.done() and task.exception() is not None]
+            if failed:
+                raise RuntimeError(f"{len(failed)} participants could not join") from failed[0].exception()
             await asyncio.sleep(0.1)
         await asyncio.get_running_loop().run_in_executor(None, barrier.wait)
         stats["start"].set()
@@ -146,6 +160,7 @@ def worker(rooms: list[dict[str, Any]], ports: list[int], args: argparse.Namespa
             "sent_pointer": stats["sent_pointer"] - sent_p,
             "sent_viewport": stats["sent_viewport"] - sent_v,
             "errors": stats["errors"],
+            "retries": stats["retries"],
             "pointer": list(stats["pointer"]),
             "viewport": list(stats["viewport"]),
         }
@@ -219,6 +234,7 @@ def load(args: argparse.Namespace) -> None:
     )
     print(f"viewport delivered          {len(viewport)} of {sent_viewport * receivers} expected")
     print(f"errors to senders           {sum(result['errors'] for result in results)}")
+    print(f"handshakes retried          {sum(result['retries'] for result in results)}")
     print(
         f"server CPU %                {', '.join(f'{value:.0f}' for value in cpu)} (100 = one core); "
         f"redis {redis_cpu:.0f}"

@@ -62,9 +62,12 @@ def may_enter(user: User | object, room: Room) -> bool:
         return False
     if room.consultation_id is not None:
         return visible_consultations(user).filter(pk=room.consultation_id).exists()
-    if room.created_by_id == getattr(user, "pk", None):
+    user_id = getattr(user, "pk", None)
+    if not isinstance(user_id, int):
+        return False
+    if room.created_by_id == user_id:
         return True
-    return room.participants.filter(user_id=getattr(user, "pk", None), removed_at__isnull=True).exists()
+    return room.participants.filter(user_id=user_id, removed_at__isnull=True).exists()
 
 
 def _room_by_id(room_id: uuid.UUID | str) -> Room | None:
