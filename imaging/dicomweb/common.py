@@ -28,6 +28,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
@@ -38,7 +39,7 @@ from imaging.dicomweb.negotiation import NotAcceptable
 from imaging.models import Study
 from institutions.tokens import bearer_token, user_for_token
 
-View = TypeVar("View", bound=Callable[..., HttpResponse])
+View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # JSON answers smaller than this are sent as they are: gzip would not pay.
 GZIP_MIN_BYTES = 1024
@@ -72,7 +73,7 @@ def _allowed_origin(request: HttpRequest) -> str | None:
     return None
 
 
-def _add_cors(request: HttpRequest, response: HttpResponse) -> None:
+def _add_cors(request: HttpRequest, response: HttpResponseBase) -> None:
     origin = _allowed_origin(request)
     if origin is None:
         return
@@ -152,9 +153,10 @@ def endpoint(*methods: str) -> Callable[[View], View]:
     def decorate(view: View) -> View:
         @csrf_exempt  # checked in _csrf_failure, where token requests are told apart
         @functools.wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if request.method == "OPTIONS":
                 return _preflight(request, methods)
+            response: HttpResponseBase
             if request.method not in methods and not (request.method == "HEAD" and "GET" in methods):
                 response = error_response(405, _("Method %(method)s is not allowed here.") % {"method": request.method})
                 response["Allow"] = ", ".join(methods)
@@ -171,18 +173,18 @@ def endpoint(*methods: str) -> Callable[[View], View]:
     return decorate
 
 
-def _drop_body(response: HttpResponse | StreamingHttpResponse) -> None:
+def _drop_body(response: HttpResponseBase) -> None:
     """HEAD: the headers of GET, no body (not every server strips it)."""
     if isinstance(response, StreamingHttpResponse):
         response.close()
         response.streaming_content = iter(())
-    else:
+    elif isinstance(response, HttpResponse):
         length = len(response.content)
         response.content = b""
         response["Content-Length"] = str(length)
 
 
-def _run(view: Callable[..., HttpResponse], request: HttpRequest, args: Any, kwargs: Any) -> HttpResponse:
+def _run(view: Callable[..., HttpResponseBase], request: HttpRequest, args: Any, kwargs: Any) -> HttpResponseBase:
     try:
         return view(request, *args, **kwargs)
     except DicomwebError as exc:
@@ -240,7 +242,7 @@ def _304(etag: str, last_modified: datetime | None) -> HttpResponse:
     return response
 
 
-def set_validators(response: HttpResponse, etag: str, last_modified: datetime | None) -> None:
+def set_validators(response: HttpResponseBase, etag: str, last_modified: datetime | None) -> None:
     response["ETag"] = etag
     if last_modified is not None:
         response["Last-Modified"] = formatdate(last_modified.timestamp(), usegmt=True)
@@ -264,10 +266,13 @@ def streaming_response(request: HttpRequest, chunks: Iterator[bytes], content_ty
 
 async def _async_chunks(chunks: Iterator[bytes]) -> Any:
     done = object()
-    next_chunk = sync_to_async(next, thread_sensitive=False)
+
+    def next_chunk() -> object:
+        return next(chunks, done)
+
     try:
         while True:
-            chunk = await next_chunk(chunks, done)
+            chunk = await sync_to_async(next_chunk, thread_sensitive=False)()
             if chunk is done:
                 return
             yield chunk

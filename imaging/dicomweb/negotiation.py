@@ -51,7 +51,9 @@ class NotAcceptable(Exception):
 
 def _split_params(text: str) -> list[str]:
     """Split on ``;`` outside quotes."""
-    parts, current, quoted = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in text:
         if char == '"':
             quoted = not quoted
@@ -66,7 +68,9 @@ def _split_params(text: str) -> list[str]:
 
 def _split_ranges(text: str) -> list[str]:
     """Split on ``,`` outside quotes."""
-    ranges, current, quoted = [], [], False
+    ranges: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in text:
         if char == '"':
             quoted = not quoted

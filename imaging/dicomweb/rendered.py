@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.utils.translation import gettext as _
 
 from imaging import storage
@@ -186,7 +187,7 @@ def _instance_with_preview_fields(
 
 def _multipart_rendered(
     request: HttpRequest, study: Study, instances: list[Instance], options: RenderOptions, resource: str
-) -> HttpResponse:
+) -> HttpResponseBase:
     """Study and series /rendered: the first frame of every image instance, one part each."""
     images = [instance for instance in instances if instance.number_of_frames]
     if not images:
@@ -222,14 +223,14 @@ def _full_instances(
 
 
 @endpoint("GET")
-def study_rendered(request: HttpRequest, study_uid: str) -> HttpResponse:
+def study_rendered(request: HttpRequest, study_uid: str) -> HttpResponseBase:
     options = options_from(request)
     study, instances = _full_instances(request, study_uid)
     return _multipart_rendered(request, study, instances, options, "rendered")
 
 
 @endpoint("GET")
-def series_rendered(request: HttpRequest, study_uid: str, series_uid: str) -> HttpResponse:
+def series_rendered(request: HttpRequest, study_uid: str, series_uid: str) -> HttpResponseBase:
     options = options_from(request)
     study, instances = _full_instances(request, study_uid, series_uid)
     return _multipart_rendered(request, study, instances, options, "rendered")

@@ -23,8 +23,10 @@ import pydicom
 from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.utils.translation import gettext as _
 from pydicom.tag import Tag
+from pydicom.uid import UID
 
 from imaging import storage
 from imaging.access import access_study
@@ -161,7 +163,7 @@ def _explicit_little_endian(key: str) -> bytes:
         if ds.file_meta.TransferSyntaxUID.is_compressed:
             ds.decompress(generate_instance_uid=False)  # lossless decoding: the same instance
         else:
-            ds.file_meta.TransferSyntaxUID = EXPLICIT_VR_LITTLE_ENDIAN
+            ds.file_meta.TransferSyntaxUID = UID(EXPLICIT_VR_LITTLE_ENDIAN)
         buffer = io.BytesIO()
         ds.save_as(buffer, implicit_vr=False, little_endian=True, enforce_file_format=True)
     except Exception as exc:
@@ -181,7 +183,7 @@ def _dicom_parts(instances: list[Instance], boundary: str, transcode: bool) -> I
     yield multipart.closing(boundary)
 
 
-def _retrieve(request: HttpRequest, study: Study, instances: list[Instance], resource: str) -> HttpResponse:
+def _retrieve(request: HttpRequest, study: Study, instances: list[Instance], resource: str) -> HttpResponseBase:
     choice = _choose_dicom(
         request_accept(request), {i.transfer_syntax_uid for i in instances}, single=resource == "instance"
     )
@@ -197,6 +199,7 @@ def _retrieve(request: HttpRequest, study: Study, instances: list[Instance], res
         series=instances[0].series.series_instance_uid if resource != "study" else "",
         instance=instances[0].sop_instance_uid if resource == "instance" else "",
     )
+    response: HttpResponseBase
     if not choice.multipart:
         instance = instances[0]
         if choice.transcode:
@@ -216,19 +219,19 @@ def _retrieve(request: HttpRequest, study: Study, instances: list[Instance], res
 
 
 @endpoint("GET")
-def retrieve_study(request: HttpRequest, study_uid: str) -> HttpResponse:
+def retrieve_study(request: HttpRequest, study_uid: str) -> HttpResponseBase:
     study, instances = instances_of(request, study_uid)
     return _retrieve(request, study, instances, "study")
 
 
 @endpoint("GET")
-def retrieve_series(request: HttpRequest, study_uid: str, series_uid: str) -> HttpResponse:
+def retrieve_series(request: HttpRequest, study_uid: str, series_uid: str) -> HttpResponseBase:
     study, instances = instances_of(request, study_uid, series_uid)
     return _retrieve(request, study, instances, "series")
 
 
 @endpoint("GET")
-def retrieve_instance(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str) -> HttpResponse:
+def retrieve_instance(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str) -> HttpResponseBase:
     study, instances = instances_of(request, study_uid, series_uid, sop_uid)
     return _retrieve(request, study, instances, "instance")
 
@@ -353,7 +356,7 @@ def frame_bytes(path_key: str, instance: Instance, index: int, decode: bool) -> 
 
 def frames_response(
     request: HttpRequest, study: Study, instance: Instance, numbers: list[int], resource: str = "frames"
-) -> HttpResponse:
+) -> HttpResponseBase:
     if instance.number_of_frames == 0:
         raise DicomwebError(404, _("This instance has no pixel data, so it has no frames."))
     missing = [n for n in numbers if n > instance.number_of_frames]
@@ -380,6 +383,7 @@ def frames_response(
     if choice.transfer_syntax != EXPLICIT_VR_LITTLE_ENDIAN or choice.media_type != OCTET_STREAM:
         part_type = f"{choice.media_type}; transfer-syntax={choice.transfer_syntax}"
     key = instance.storage_key
+    response: HttpResponseBase
     if not choice.multipart:
         response = HttpResponse(frame_bytes(key, instance, numbers[0] - 1, choice.decode), content_type=part_type)
     elif len(numbers) == 1:
@@ -410,7 +414,9 @@ def frames_response(
 
 
 @endpoint("GET")
-def retrieve_frames(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str, frames: str) -> HttpResponse:
+def retrieve_frames(
+    request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str, frames: str
+) -> HttpResponseBase:
     numbers = parse_frame_list(frames)
     study, (instance,) = instances_of(request, study_uid, series_uid, sop_uid)
     return frames_response(request, study, instance, numbers)
@@ -442,7 +448,9 @@ def _walk(ds: pydicom.Dataset, parts: list[str]) -> bytes:
 
 
 @endpoint("GET")
-def retrieve_bulkdata(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str, path: str) -> HttpResponse:
+def retrieve_bulkdata(
+    request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str, path: str
+) -> HttpResponseBase:
     parts = [part for part in path.strip("/").split("/") if part]
     if not parts or len(parts) % 2 == 0:
         raise Http404("Malformed bulk data path")

@@ -12,6 +12,7 @@ standard says for image objects.
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.utils.translation import gettext as _
 
 from imaging.dicom.rendering import SUPPORTED_MEDIA_TYPES
@@ -37,7 +38,7 @@ def _positive(request: HttpRequest, name: str) -> int | None:
 
 
 @endpoint("GET")
-def wado_uri(request: HttpRequest) -> HttpResponse:
+def wado_uri(request: HttpRequest) -> HttpResponseBase:
     if request.GET.get("requestType") != "WADO":
         raise bad_request(_("requestType must be WADO."))
     missing = [name for name in ("studyUID", "seriesUID", "objectUID") if not request.GET.get(name)]
@@ -62,7 +63,7 @@ def wado_uri(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _dicom(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str) -> HttpResponse:
+def _dicom(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str) -> HttpResponseBase:
     syntax = request.GET.get("transferSyntax")
     study, instances = instances_of(request, study_uid, series_uid, sop_uid)
     if syntax and syntax not in (EXPLICIT_VR_LITTLE_ENDIAN, instances[0].transfer_syntax_uid):
@@ -73,8 +74,9 @@ def _dicom(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str) 
         )
     # Same path as WADO-RS: stored bytes, or transcoded when asked for another syntax.
     request.META["HTTP_ACCEPT"] = f"{DICOM}; transfer-syntax={syntax or '*'}"
-    request.GET = request.GET.copy()
-    request.GET.pop("accept", None)
+    query = request.GET.copy()
+    query.pop("accept", None)
+    request.GET = query  # type: ignore[assignment]  # a mutable copy, read by the negotiation only
     response = _retrieve(request, study, instances, "instance")
     response["Content-Disposition"] = f'attachment; filename="{sop_uid}.dcm"'
     return response
