@@ -140,6 +140,18 @@ describe("ordering", () => {
     expect(seen.viewports.at(-1)).toEqual(viewport(7));
   });
 
+  it("copies only the current leader's view: a stale one from before a restart stays unapplied", () => {
+    const { client, socket, seen } = joined(10, { leader: null });
+    expect(seen.viewports).toEqual([]);
+    // Someone else claims the lead: their view is not known yet, so nothing is copied…
+    socket().deliver({ v: 1, seq: 11, type: "leader.changed", data: { leader: "lead1", previous: null, reason: "claimed" } });
+    expect(seen.viewports).toEqual([]);
+    // …until they send it.
+    socket().deliver({ v: 1, seq: 12, type: "viewport", from: "lead1", user: 8, id: "v-9", data: viewport(9) });
+    expect(seen.viewports).toEqual([viewport(9)]);
+    expect(client.latestViewport).toEqual(viewport(9));
+  });
+
   it("shows others' pointers, not its own", () => {
     const { socket, seen } = joined();
     socket().deliver({ v: 1, type: "pointer", from: "lead1", user: 8, data: { series: SERIES, image: 3, x: 10, y: 20 } });

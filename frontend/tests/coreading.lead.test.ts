@@ -110,3 +110,12 @@ describe("leadership hand-over", () => {
     expect(effects).toEqual([{ kind: "sendMode", mode: "follow" }, { kind: "applyLatest" }]);
   });
 });
+
+describe("nobody leading", () => {
+  it("copies nothing: after a server restart everyone keeps what is on their screen", () => {
+    const { state, effects } = run([{ type: "joined", me: "me", leader: null, mode: "follow" }]);
+    expect(effects).toEqual([]);
+    expect(run([{ type: "leaderChanged", leader: "me" }], state).effects).toEqual([]);
+    expect(run([{ type: "leaderChanged", leader: null }], follower).effects).toEqual([]);
+  });
+});

@@ -139,8 +139,9 @@ export class CoreadingClient {
   lead: LeadState = initialLead;
   readonly participants = new Map<string, Participant>();
   chat: ChatMessage[] = [];
-  /** The leader's latest viewport, applied or not. */
+  /** The leader's latest viewport, applied or not, and the connection that sent it. */
   latestViewport: Viewport | null = null;
+  private latestFrom: string | null = null;
   readonly annotations: AnnotationBook;
 
   private epoch: string | null = null;
@@ -438,7 +439,9 @@ export class CoreadingClient {
       this.participants.set(participant.conn, participant);
     }
     this.chat = [...data.chat].sort((a, b) => a.id - b.id);
+    // The room's last viewport is the leader's (or, with nobody leading, nobody's to follow).
     this.latestViewport = data.viewport;
+    this.latestFrom = data.leader;
     this.bookActions(this.annotations.snapshot(data.annotations));
     this.afterJoin(data.leader);
     this.emit("chat");
@@ -497,6 +500,7 @@ export class CoreadingClient {
         return;
       case "viewport":
         this.latestViewport = message.data;
+        this.latestFrom = message.from ?? null;
         if (message.from !== this.you?.conn && applies(this.lead)) {
           this.emit("viewport", message.data);
         }
@@ -585,7 +589,8 @@ export class CoreadingClient {
           this.send("leader.grant", { to: effect.to });
           break;
         case "applyLatest":
-          if (this.latestViewport) {
+          // Only the current leader's view: a new leader's arrives as soon as they lead.
+          if (this.latestViewport && this.latestFrom !== null && this.latestFrom === this.lead.leader) {
             this.emit("viewport", this.latestViewport);
           }
           break;
@@ -608,6 +613,7 @@ export class CoreadingClient {
       return false;
     }
     this.latestViewport = clean;
+    this.latestFrom = this.you?.conn ?? null;
     return this.write(clientMessage("viewport", clean, this.ids.next()));
   }
 

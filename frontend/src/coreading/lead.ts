@@ -53,7 +53,8 @@ export function leadStep(state: LeadState, event: LeadEvent): { state: LeadState
   switch (event.type) {
     case "joined": {
       next = { ...state, me: event.me, leader: event.leader, mode: event.mode, asked: false, requests: [] };
-      if (applies(next)) {
+      // Nobody leads (e.g. everyone reconnects after a server restart): keep what is on screen.
+      if (applies(next) && next.leader !== null) {
         effects.push({ kind: "applyLatest" });
       }
       break;
@@ -76,7 +77,7 @@ export function leadStep(state: LeadState, event: LeadEvent): { state: LeadState
           // Someone else got it: my request is moot.
           next = { ...next, asked: false };
         }
-        if (applies(next)) {
+        if (applies(next) && next.leader !== null) {
           effects.push({ kind: "applyLatest" });
         }
       }

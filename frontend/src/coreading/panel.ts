@@ -35,7 +35,9 @@ function initials(name: string): string {
 
 function timeOf(at: string): string {
   const date = new Date(at);
-  return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  // In the page's language (the user's choice), not the browser's.
+  const language = document.documentElement.lang || undefined;
+  return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString(language, { hour: "2-digit", minute: "2-digit" });
 }
 
 export class CoreadingPanel {
