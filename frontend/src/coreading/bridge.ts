@@ -153,7 +153,9 @@ export class ViewerBridge {
       (event) => {
         const target = event.target as HTMLElement | null;
         const typing = target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement || !!target?.isContentEditable;
-        if (!typing) {
+        // Shift alone points with the laser; modifiers alone change nothing on screen.
+        const modifierOnly = ["Shift", "Control", "Alt", "Meta"].includes(event.key);
+        if (!typing && !modifierOnly) {
           mark(event);
         }
       },
@@ -200,7 +202,14 @@ export class ViewerBridge {
       this.viewportOut.push(null);
       return;
     }
-    if (byView && this.client.lead.mode === "follow" && performance.now() - this.lastInput < INPUT_WINDOW_MS && this.client.isLive) {
+    if (
+      byView &&
+      this.client.lead.mode === "follow" &&
+      this.client.isLive &&
+      performance.now() - this.lastInput < INPUT_WINDOW_MS &&
+      // The leader's own change arriving just after a key press is not the user's doing.
+      !sameViewport(this.captureViewport(), this.client.latestViewport)
+    ) {
       // The user scrolled or changed the window by hand: they look on their own now.
       this.target = null;
       this.client.localChange();
