@@ -95,6 +95,7 @@ export class ViewerBridge {
   private lastInput = Number.NEGATIVE_INFINITY;
   private applying = false;
   private lastSent: Viewport | null = null;
+  private wasLeading = false;
   private target: { viewport: Viewport; since: number } | null = null;
   private retryTimer: number | null = null;
   private readonly viewportOut: Coalescer<null>;
@@ -128,8 +129,14 @@ export class ViewerBridge {
         this.viewChanged();
       },
       people: () => {
-        if (this.client.leading) {
+        const leading = this.client.leading;
+        if (leading && !this.wasLeading) {
+          // Just got the lead: the room needs my view even if it equals what I last sent as leader.
+          this.lastSent = null;
           this.target = null;
+        }
+        this.wasLeading = leading;
+        if (leading) {
           this.viewChanged();
         }
       },
