@@ -22,9 +22,11 @@ One :class:`imaging.ingest.IngestSession` per association
 each C-STORE writes the Part 10 bytes exactly as received (pynetdicom's
 preamble and file meta, then the data set untouched) to a temporary file in
 :func:`imaging.ingest.spool_dir` and hands it to ``add_file``. The session is
-closed — previews scheduled, pages told, audit written — when the association
-ends for any reason (release, abort, dropped connection, timeout), and the
-association thread's database connections are closed with it.
+closed — previews scheduled, pages told, audit written — every
+:data:`FLUSH_EVERY` instances, so that previews of a long study start while it
+arrives, and when the association ends for any reason (release, abort, dropped
+connection, timeout); the association thread's database connections are closed
+with it.
 
 C-STORE response status (:class:`Status`)
 ------------------------------------------
@@ -104,6 +106,9 @@ TRANSFER_SYNTAXES = [
 # Largest PDU we accept. pynetdicom's default is 16 KiB; bigger PDUs mean far
 # fewer trips through the Python receive loop for a 0.5 MB CT slice.
 MAX_PDU_BYTES = 1024 * 1024
+# The session is closed (previews scheduled, pages told, audit written) every
+# this many instances while the association goes on, and once more at its end.
+FLUSH_EVERY = 50
 
 # A-ASSOCIATE-RJ (PS3.8 9.3.4): result, source, diagnostic.
 REJECTED_PERMANENT = 0x01
@@ -132,6 +137,7 @@ class _AssociationState:
     session: IngestSession
     started: float = field(default_factory=time.monotonic)
     received_bytes: int = 0
+    flushed: int = 0
 
 
 class _ClinicNetAssociation(Association):
@@ -255,6 +261,11 @@ def handle_store(event: evt.Event) -> Dataset:
         data = event.encoded_dataset()
         state.received_bytes += len(data)
         result = state.session.add_bytes(data, name=f"AE {state.calling_ae}: {event.request.AffectedSOPInstanceUID}")
+        if len(state.session.results) - state.flushed >= FLUSH_EVERY:
+            # A modality sends a whole study on one association: start its
+            # previews (and tell the pages) as it goes, not only at the end.
+            state.session.close()
+            state.flushed = len(state.session.results)
     except Exception:
         logger.exception("DIMSE: C-STORE from AE %r failed", state.calling_ae)
         return _status(Status.PROCESSING_FAILURE, "internal error; see the server log")

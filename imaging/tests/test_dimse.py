@@ -278,3 +278,24 @@ def test_each_association_closes_its_database_connections(
         assoc.release()
         wait_for_associations_to_end(scp)
     assert backends() == before
+
+
+def test_a_long_association_starts_previews_as_it_goes(
+    scp: ThreadedAssociationServer, modality: Institution, monkeypatch
+) -> None:
+    monkeypatch.setattr("imaging.dimse.FLUSH_EVERY", 2)
+    ds = pydicom.dcmread(testdata_path("CT_small.dcm"))
+    assoc = associate(scp, [(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)])
+    for number in (1, 2):
+        ds.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{number}"
+        assert assoc.send_c_store(ds).Status == Status.SUCCESS
+    # Still associated: the first two are previewed and audited already.
+    assert assoc.is_established
+    assert [i.preview_status for i in Instance.objects.filter(institution=modality)] == ["ready", "ready"]
+    assert AuditEvent.objects.filter(action="study.store", detail__entry_point="dimse").count() == 1
+    ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.3"
+    assert assoc.send_c_store(ds).Status == Status.SUCCESS
+    assoc.release()
+    wait_for_associations_to_end(scp)
+    assert Instance.objects.filter(institution=modality, preview_status="ready").count() == 3
+    assert AuditEvent.objects.filter(action="study.store", detail__entry_point="dimse").count() == 2
