@@ -76,8 +76,10 @@ def layout(path: Path, cache_key: str, transfer_syntax: str) -> PixelLayout:
 def _read_layout(path: Path, transfer_syntax: str) -> PixelLayout:
     try:
         ds = pydicom.dcmread(str(path), defer_size=256, force=True)
+    except OSError:
+        raise  # a missing or unreadable stored file is the server's fault: a 500, logged
     except Exception as exc:
-        raise FrameError(f"the stored file could not be read: {exc}") from exc
+        raise FrameError(f"the stored file could not be parsed: {exc}") from exc
     raw = ds._dict.get(PIXEL_DATA)
     if raw is None:
         raise FrameError("the instance has no pixel data")
