@@ -266,3 +266,23 @@ def test_head_and_unsupported_methods(ct: Study, doctor: User) -> None:
     csrf_client = Client(enforce_csrf_checks=False)
     csrf_client.force_login(doctor, backend="institutions.backends.EmailOrUsernameBackend")
     assert csrf_client.put(f"/dicomweb/studies/{ct.study_instance_uid}/metadata").status_code == 405
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_retrieve_streams_asynchronously_under_asgi(clinic: Institution, doctor: User) -> None:
+    """Under ASGI (daphne) the body is an async iterator, so Django does not collect it into a list first."""
+    from asgiref.sync import sync_to_async
+    from django.test import AsyncClient
+
+    study = await sync_to_async(make_study)(clinic, "emri_small.dcm")
+    base = await sync_to_async(_base)(study)
+    client = AsyncClient()
+    await client.aforce_login(doctor, backend="institutions.backends.EmailOrUsernameBackend")
+    response = await client.get(f"/dicomweb/studies/{study.study_instance_uid}")
+    assert response.status_code == 200
+    assert response.is_async
+    body = b"".join([chunk async for chunk in response.streaming_content])
+    assert testdata_path("emri_small.dcm").read_bytes() in body
+    frames = await client.get(f"{base}/frames/1,2")
+    assert frames.is_async
+    assert len(b"".join([chunk async for chunk in frames.streaming_content])) > 2 * 64 * 64 * 2
