@@ -228,7 +228,8 @@ STORAGES = {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            # WhiteNoise's compressed, hashed storage; the viewer bundle keeps Vite's names (see the module).
+            else "clinicnet.staticfiles.StaticFilesStorage"
         )
     },
 }

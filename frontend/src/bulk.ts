@@ -32,18 +32,45 @@ export function bytesFromBase64(base64: string): Uint8Array {
  * the body itself when the answer is not multipart.
  */
 export function firstPart(contentType: string, body: Uint8Array): Uint8Array {
+  return firstPartWithType(contentType, body).body;
+}
+
+/**
+ * The first part of a multipart/related answer: its Content-Type (the part's
+ * own, e.g. with the frame's transfer syntax) and its body. An answer that is
+ * not multipart is its own single part.
+ */
+export function firstPartWithType(contentType: string, body: Uint8Array): { contentType: string; body: Uint8Array } {
   const boundary = /boundary="?([^";]+)"?/i.exec(contentType)?.[1];
   if (!contentType.toLowerCase().startsWith("multipart/") || !boundary) {
-    return body;
+    return { contentType, body };
   }
-  const text = new TextDecoder("latin1").decode(body);
-  const start = text.indexOf(`--${boundary}`);
-  const headersEnd = start === -1 ? -1 : text.indexOf("\r\n\r\n", start);
+  // Only the part's headers are decoded as text: a frame is megabytes of binary.
+  const head = new TextDecoder("latin1").decode(body.subarray(0, Math.min(body.byteLength, 4096)));
+  const start = head.indexOf(`--${boundary}`);
+  const headersEnd = start === -1 ? -1 : head.indexOf("\r\n\r\n", start);
   if (headersEnd === -1) {
-    return body;
+    return { contentType, body };
   }
-  const end = text.indexOf(`\r\n--${boundary}`, headersEnd + 4);
-  return body.subarray(headersEnd + 4, end === -1 ? body.byteLength : end);
+  const partType = /^content-type:\s*(.+)$/im.exec(head.slice(start, headersEnd))?.[1]?.trim() ?? "application/octet-stream";
+  const bodyStart = headersEnd + 4;
+  const end = indexOf(body, new TextEncoder().encode(`\r\n--${boundary}`), bodyStart);
+  return { contentType: partType, body: body.subarray(bodyStart, end === -1 ? body.byteLength : end) };
+}
+
+/** The first position of *needle* in *haystack* at or after *from*, or -1. */
+function indexOf(haystack: Uint8Array, needle: Uint8Array, from: number): number {
+  const first = needle[0];
+  const last = haystack.byteLength - needle.byteLength;
+  outer: for (let i = haystack.indexOf(first, from); i !== -1 && i <= last; i = haystack.indexOf(first, i + 1)) {
+    for (let j = 1; j < needle.byteLength; j++) {
+      if (haystack[i + j] !== needle[j]) {
+        continue outer;
+      }
+    }
+    return i;
+  }
+  return -1;
 }
 
 export type BulkFetcher = (uri: string) => Promise<Uint8Array>;

@@ -1,14 +1,15 @@
 // Entry point of the viewer bundle, loaded by imaging/templates/imaging/viewer.html.
-
-// vtk.js extends Node's EventEmitter; the `events` package provides it in the
-// browser (without it the page dies with "Class extends value undefined").
-import "events";
+//
+// Kept small on purpose: it starts the first image's requests at once
+// (preload.ts), then loads the viewer itself — Cornerstone and vtk.js, most of
+// the bundle — as a separate chunk, so that the network and the download and
+// parsing of that chunk overlap instead of following each other.
 
 import "./styles.css";
 import { languageFrom, translator } from "./i18n";
-import { Viewer, type ViewerConfig } from "./viewer/app";
-import { startCoreading } from "./coreading";
+import { EarlyLoad } from "./preload";
 import { markOnce, MARKS } from "./timing";
+import type { ViewerConfig } from "./viewer/app";
 
 markOnce(MARKS.start);
 
@@ -26,15 +27,20 @@ if (root) {
   if (new URLSearchParams(window.location.search).get("loader") === "wadouri") {
     config.loader = "wadouri";
   }
+  const early = new EarlyLoad({ root: config.dicomwebRoot, study: config.studyInstanceUID }).start(config.loader);
   // <html lang> is Django's active language; the config repeats it for pages that lack it.
   const t = translator(languageFrom(document.documentElement.lang || config.language));
   document.body.classList.add("viewer-page");
-  const viewer = new Viewer(root, config, t);
-  viewer.start().catch((error: unknown) => {
+  const fail = (error: unknown) => {
     console.error(error);
     root.dataset.state = "error";
     root.textContent = `${t("app.error")} ${t("app.errorRetry")}`;
-  });
-  // Co-reading (frontend/src/coreading/): the "Read together" button, and the room named by ?room=.
-  startCoreading(viewer, root, config, t);
+  };
+  import("./viewer/app").then(({ Viewer }) => {
+    markOnce(MARKS.viewerCode);
+    const viewer = new Viewer(root, config, t, early);
+    viewer.start().catch(fail);
+    // Co-reading (frontend/src/coreading/): the "Read together" button, and the room named by ?room=.
+    import("./coreading").then(({ startCoreading }) => startCoreading(viewer, root, config, t), console.error);
+  }, fail);
 }

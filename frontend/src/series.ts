@@ -71,26 +71,31 @@ export function isCineStack(images: readonly StackImage[]): boolean {
 }
 
 /**
- * The order to load a stack in: the image on screen first, then outwards
- * from it in both directions, so scrolling from the first image never waits
- * on images far away.
+ * The image to load next: the one nearest to *center* (the image on screen)
+ * that is not requested yet, the next one before the previous one; -1 when
+ * every image is requested. Asked again each time a request ends, so loading
+ * goes outwards from the image on screen and follows the reader who scrolls.
  */
-export function loadOrder(count: number, start: number): number[] {
-  const order: number[] = [];
-  if (count <= 0) {
-    return order;
+export function nearestPending(requested: ArrayLike<number | boolean>, center: number): number {
+  const count = requested.length;
+  if (count === 0) {
+    return -1;
   }
-  const first = Math.min(Math.max(start, 0), count - 1);
-  order.push(first);
-  for (let distance = 1; order.length < count; distance++) {
-    if (first + distance < count) {
-      order.push(first + distance);
+  const first = Math.min(Math.max(Math.round(center), 0), count - 1);
+  for (let distance = 0; distance < count; distance++) {
+    const after = first + distance;
+    const before = first - distance;
+    if (after >= count && before < 0) {
+      break;
     }
-    if (first - distance >= 0) {
-      order.push(first - distance);
+    if (after < count && !requested[after]) {
+      return after;
+    }
+    if (before >= 0 && !requested[before]) {
+      return before;
     }
   }
-  return order;
+  return -1;
 }
 
 /**

@@ -3,8 +3,14 @@
 // navigation that opened the viewer.
 
 export const MARKS = {
-  /** The viewer bundle has been parsed and starts running. */
+  /** The viewer's entry chunk runs: the first image's requests start (preload.ts). */
   start: "clinicnet:viewer-start",
+  /** The viewer chunk (Cornerstone, vtk.js) has been loaded and parsed. */
+  viewerCode: "clinicnet:viewer-code",
+  /** Cornerstone, its image loader and decode workers are initialised. */
+  cornerstoneReady: "clinicnet:cornerstone-ready",
+  /** The first series' metadata is in and its stack is about to be shown. */
+  stackReady: "clinicnet:stack-ready",
   /** The first image of the first series is on screen. */
   firstImage: "clinicnet:first-image",
   /** Every image of the first series shown is in memory (or failed). */

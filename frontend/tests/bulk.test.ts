@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
 
-import { bytesFromBase64, firstPart, withPaletteValues, wordsFromBytes } from "../src/bulk";
+import { bytesFromBase64, firstPart, firstPartWithType, withPaletteValues, wordsFromBytes } from "../src/bulk";
 
 describe("palette LUT data", () => {
   it("reads OW as little-endian 16-bit words", () => {
@@ -31,5 +31,32 @@ describe("palette LUT data", () => {
       "ABCD",
     );
     expect(firstPart("application/octet-stream", body)).toBe(body);
+  });
+});
+
+describe("the first part with its type", () => {
+  const type = 'multipart/related; type="application/octet-stream"; boundary=b1';
+
+  it("gives the part's own Content-Type and only the first part's bytes", () => {
+    const body = new TextEncoder().encode(
+      "--b1\r\nContent-Type: image/jls; transfer-syntax=1.2.840.10008.1.2.4.80\r\n\r\nAB\r\nCD\r\n--b1\r\n" +
+        "Content-Type: image/jls\r\n\r\nEF\r\n--b1--\r\n",
+    );
+    const part = firstPartWithType(type, body);
+    expect(part.contentType).toBe("image/jls; transfer-syntax=1.2.840.10008.1.2.4.80");
+    expect(new TextDecoder().decode(part.body)).toBe("AB\r\nCD");
+  });
+
+  it("keeps binary bytes, including CR LF and bytes above 127", () => {
+    const header = new TextEncoder().encode("--b1\r\nContent-Type: application/octet-stream\r\n\r\n");
+    const pixels = new Uint8Array([0, 13, 10, 255, 128, 45, 45]);
+    const tail = new TextEncoder().encode("\r\n--b1--\r\n");
+    const body = new Uint8Array([...header, ...pixels, ...tail]);
+    expect(Array.from(firstPartWithType(type, body).body)).toEqual(Array.from(pixels));
+  });
+
+  it("treats an answer that is not multipart as its own part", () => {
+    const body = new Uint8Array([1, 2, 3]);
+    expect(firstPartWithType("application/octet-stream", body)).toEqual({ contentType: "application/octet-stream", body });
   });
 });

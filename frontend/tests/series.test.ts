@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { isCineStack, loadOrder, seriesSummaries, stackImages, withMeasurementSpacing } from "../src/series";
+import { isCineStack, nearestPending, seriesSummaries, stackImages, withMeasurementSpacing } from "../src/series";
 
 const ref = { root: "/dicomweb", study: "1.2" };
 const instance = (sop: string, number: number, frames?: number) => ({
@@ -51,10 +51,28 @@ describe("stacks", () => {
   });
 
   it("loads outwards from the image on screen", () => {
-    expect(loadOrder(5, 0)).toEqual([0, 1, 2, 3, 4]);
-    expect(loadOrder(5, 2)).toEqual([2, 3, 1, 4, 0]);
-    expect(loadOrder(3, 9)).toEqual([2, 1, 0]);
-    expect(loadOrder(0, 0)).toEqual([]);
+    const order = (count: number, center: number) => {
+      const requested = new Uint8Array(count);
+      const found: number[] = [];
+      for (let index = nearestPending(requested, center); index >= 0; index = nearestPending(requested, center)) {
+        requested[index] = 1;
+        found.push(index);
+      }
+      return found;
+    };
+    expect(order(5, 0)).toEqual([0, 1, 2, 3, 4]);
+    expect(order(5, 2)).toEqual([2, 3, 1, 4, 0]);
+    expect(order(3, 9)).toEqual([2, 1, 0]);
+    expect(order(0, 0)).toEqual([]);
+  });
+
+  it("follows the reader who scrolls away while loading", () => {
+    const requested = [true, true, true, false, false, false, false, false, false, false];
+    expect(nearestPending(requested, 1)).toBe(3);
+    expect(nearestPending(requested, 8)).toBe(8);
+    requested[8] = true;
+    expect(nearestPending(requested, 8)).toBe(9);
+    expect(nearestPending(requested.map(() => true), 4)).toBe(-1);
   });
 });
 

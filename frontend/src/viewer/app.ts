@@ -3,6 +3,10 @@
 // in the pure modules beside this folder, where Vitest covers it; this file
 // wires them to Cornerstone and the DOM.
 
+// vtk.js extends Node's EventEmitter; the `events` package provides it in the
+// browser (without it the page dies with "Class extends value undefined").
+import "events";
+
 import {
   Enums,
   imageLoader,
@@ -14,16 +18,7 @@ import dicomImageLoader from "@cornerstonejs/dicom-image-loader/imageLoader";
 import { advanceFrame, CineClock, defaultFrameRate, stepFps } from "../cine";
 import { getString, Tag, type DicomJsonDataset } from "../dicomJson";
 import { withPaletteValues } from "../bulk";
-import {
-  fetchBulkData,
-  fetchDicomJson,
-  HttpError,
-  seriesListUrl,
-  seriesMetadataUrl,
-  seriesThumbnailUrl,
-  type ImageScheme,
-  type StudyRef,
-} from "../dicomweb";
+import { fetchBulkData, HttpError, seriesThumbnailUrl, type ImageScheme, type StudyRef } from "../dicomweb";
 import type { MessageKey, Translator } from "../i18n";
 import { actionForKey, type Action, type LayoutId, type ToolName, TOOL_LABELS } from "../keyboard";
 import { assignSeries, initialLayout, LAYOUTS, nextActive, setActive, setLayout, type LayoutState } from "../layout";
@@ -31,6 +26,7 @@ import { lettersFromPatientOrientation, markersFromCamera, directionLetters, typ
 import { overlayText } from "../overlay";
 import {
   fileWindow,
+  formatWindowValue,
   presetsForModality,
   voiRangeFromWindow,
   windowForRange,
@@ -40,7 +36,7 @@ import {
 } from "../presets";
 import {
   isCineStack,
-  loadOrder,
+  nearestPending,
   seriesSummaries,
   stackImages,
   withMeasurementSpacing,
@@ -50,12 +46,14 @@ import {
 import {
   deleteSelectedAnnotations,
   initCornerstone,
+  registerFrame,
   setPrimaryTool,
   RENDERING_ENGINE_ID,
   type CornerstoneSetup,
 } from "./cornerstone";
 import { askText, showHelp, showTags, closeDialog, isDialogOpen } from "./dialogs";
 import { h, setLines } from "./dom";
+import { EarlyLoad } from "../preload";
 import { markOnce, MARKS } from "../timing";
 
 /** What the Django template passes in `#viewer-config` (see imaging/viewer.py). */
@@ -96,6 +94,12 @@ interface Cell {
 }
 
 const SERIES_MIME = "application/x-clinicnet-series";
+/**
+ * Background image requests in flight per series. Browsers open 6 connections
+ * per host over HTTP/1.1; more requests would only queue there, ahead of the
+ * reader's own, and the decode workers keep up with this many.
+ */
+const PREFETCH_CONCURRENCY = 6;
 const TOOLBAR_TOOLS: readonly ToolName[] = [
   "windowLevel",
   "zoom",
@@ -110,6 +114,8 @@ const TOOLBAR_TOOLS: readonly ToolName[] = [
 
 export class Viewer {
   private readonly ref: StudyRef;
+  /** The series list, first metadata and first frame, fetched while this code was loading. */
+  private readonly early: EarlyLoad;
   private cs!: CornerstoneSetup;
   private series: SeriesSummary[] = [];
   private readonly stacks = new Map<string, Promise<SeriesStack>>();
@@ -134,8 +140,10 @@ export class Viewer {
     private readonly root: HTMLElement,
     private readonly config: ViewerConfig,
     private readonly t: Translator,
+    early?: EarlyLoad,
   ) {
     this.ref = { root: config.dicomwebRoot, study: config.studyInstanceUID };
+    this.early = early ?? new EarlyLoad(this.ref);
     this.presetSelect = h(
       "select",
       { className: "presets", "aria-label": t("wl.presets"), title: t("wl.presets") },
@@ -168,10 +176,11 @@ export class Viewer {
 
   async start(): Promise<void> {
     this.cs = initCornerstone(this.t, (initial) => askText(this.t, initial));
+    markOnce(MARKS.cornerstoneReady);
     this.bindGlobalEvents();
     let qido: DicomJsonDataset[];
     try {
-      qido = await fetchDicomJson(seriesListUrl(this.ref));
+      qido = await this.early.seriesList();
     } catch (error) {
       this.fail(error);
       return;
@@ -550,7 +559,7 @@ export class Viewer {
   }
 
   private async fetchStack(uid: string, scheme: ImageScheme = this.config.loader ?? "wadors"): Promise<SeriesStack> {
-    const instances = await fetchDicomJson(seriesMetadataUrl(this.ref, uid));
+    const instances = await this.early.seriesMetadata(uid);
     const images = stackImages(this.ref, uid, instances, scheme);
     let spacing: SeriesStack["spacing"] = "pixel";
     for (const image of images) {
@@ -598,10 +607,22 @@ export class Viewer {
       cell.message.textContent = this.t("series.unsupported");
       return;
     }
+    if (stack.scheme === "wadors") {
+      // The first frame may have been fetched while the viewer loaded: decode those bytes.
+      const first = stack.images[0].imageId;
+      const bytes = await this.early.frame(first);
+      if (bytes) {
+        registerFrame(first, bytes);
+      }
+      if (cell.seriesUid !== uid) {
+        return;
+      }
+    }
     const viewport = this.viewportOf(cell);
     if (!viewport) {
       return;
     }
+    markOnce(MARKS.stackReady);
     try {
       await viewport.setStack(
         stack.images.map((image) => image.imageId),
@@ -648,14 +669,25 @@ export class Viewer {
     }
   }
 
-  /** Load the rest of the series in the background, nearest images first, with a progress bar. */
+  /**
+   * Load the rest of the series in the background with a progress bar: a few
+   * requests at a time, each time the image nearest to the one on screen, so
+   * that a reader who scrolls ahead finds the images there next and their own
+   * requests never queue behind hundreds of others in the browser.
+   */
   private prefetch(stack: SeriesStack): void {
     if (stack.prefetching) {
       return;
     }
     stack.prefetching = true;
     const ids = stack.images.map((image) => image.imageId);
-    for (const index of loadOrder(ids.length, 0)) {
+    const requested = new Uint8Array(ids.length);
+    const next = (): void => {
+      const index = nearestPending(requested, this.shownIndex(stack));
+      if (index < 0) {
+        return;
+      }
+      requested[index] = 1;
       imageLoader
         .loadAndCacheImage(ids[index], { priority: 5, requestType: Enums.RequestType.Prefetch })
         .then(
@@ -666,8 +698,22 @@ export class Viewer {
             stack.failed += 1;
           },
         )
-        .finally(() => this.updateProgress(stack));
+        .finally(() => {
+          this.updateProgress(stack);
+          next();
+        });
+    };
+    for (let slot = 0; slot < PREFETCH_CONCURRENCY; slot++) {
+      next();
     }
+  }
+
+  /** The image of *stack* on screen: in the active cell if it shows the stack, else in the first that does. */
+  private shownIndex(stack: SeriesStack): number {
+    const cells = this.cells.filter((cell) => cell.seriesUid === stack.uid);
+    const cell = cells.find((candidate) => candidate.index === this.layout.active) ?? cells[0];
+    const viewport = cell && this.viewportOf(cell);
+    return viewport && cell.root.dataset.state === "ready" ? viewport.getCurrentImageIdIndex() : 0;
   }
 
   private updateProgress(stack: SeriesStack): void {
@@ -737,6 +783,7 @@ export class Viewer {
       return;
     }
     const index = viewport.getCurrentImageIdIndex();
+    const voiWindow = this.currentWindow(viewport);
     const text = overlayText(
       image.instance,
       {
@@ -744,7 +791,7 @@ export class Viewer {
         imageCount: stack.images.length,
         frame: image.frame,
         frames: image.frames,
-        window: this.currentWindow(viewport),
+        window: voiWindow,
         zoom: this.displayZoom(viewport),
         fps: cell.cine.playing ? cell.cine.clock.framesPerSecond : null,
       },
@@ -765,6 +812,10 @@ export class Viewer {
     if (cell.index === this.layout.active) {
       cell.root.dataset.imageIndex = String(index);
     }
+    // For tests and tools that read the view without parsing the overlay text: "width/center".
+    cell.root.dataset.window = voiWindow
+      ? `${formatWindowValue(voiWindow.width)}/${formatWindowValue(voiWindow.center)}`
+      : "";
   }
 
   /** Image pixels per screen pixel ×100%: 100% shows each image pixel on one screen pixel. */

@@ -2,7 +2,7 @@
 // and decode workers come from our own bundle) and the tools with ClinicNet's
 // mouse bindings.
 
-import { cache, init as coreInit, RenderingEngine } from "@cornerstonejs/core";
+import { cache, init as coreInit, metaData, RenderingEngine } from "@cornerstonejs/core";
 // The image loader's "imageLoader" entry, not its root: the root also pulls the
 // codecs into the main bundle, where they are never used (decoding runs in the
 // loader's web workers, which bundle their own codecs).
@@ -27,6 +27,7 @@ import {
 import type { Translator } from "../i18n";
 import type { ToolName } from "../keyboard";
 import { angleTextLines, lengthTextLines, roiTextLines, type RoiStats } from "../measurements";
+import type { FrameBytes } from "../preload";
 
 export const RENDERING_ENGINE_ID = "clinicnet";
 export const TOOL_GROUP_ID = "clinicnet-stack";
@@ -63,8 +64,34 @@ export interface CornerstoneSetup {
   toolGroup: NonNullable<ReturnType<typeof ToolGroupManager.getToolGroup>>;
 }
 
+// Frames fetched before Cornerstone asked (frontend/src/preload.ts). The WADO-RS
+// loader looks up its "compressed frame data" metadata before it goes to the
+// network, so a frame found here is decoded at once. Each is handed out once.
+const registeredFrames = new Map<string, FrameBytes>();
+const COMPRESSED_FRAME_DATA = "compressedFrameData";
+
+function frameRegistryProvider(type: string, imageId: string): FrameBytes | undefined {
+  if (type !== COMPRESSED_FRAME_DATA) {
+    return undefined;
+  }
+  const frame = registeredFrames.get(imageId);
+  registeredFrames.delete(imageId);
+  return frame;
+}
+
+/** Let the image loader decode *frame* for *imageId* instead of fetching it. */
+export function registerFrame(imageId: string, frame: FrameBytes): void {
+  registeredFrames.set(imageId, frame);
+}
+
 export function initCornerstone(t: Translator, askText: AskText): CornerstoneSetup {
-  coreInit();
+  // One WebGL context for every viewport (Cornerstone's default pool is seven):
+  // stack viewports render in a few milliseconds each, one after the other,
+  // while creating each context costs tens of milliseconds before the first
+  // image (far more on PCs without a usable GPU, where WebGL is software).
+  coreInit({ rendering: { webGlContextCount: 1 } } as Parameters<typeof coreInit>[0]);
+  // Before every other provider: only this one knows frames fetched ahead.
+  metaData.addProvider(frameRegistryProvider as (type: string, query: string) => unknown, 100_000);
   toolsInit();
   // Decoding runs in web workers bundled by Vite; two leave the main thread and
   // the rest of a modest clinic PC free.
