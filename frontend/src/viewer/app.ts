@@ -8,6 +8,7 @@
 import "events";
 
 import {
+  cache,
   Enums,
   imageLoader,
   type StackViewport,
@@ -53,7 +54,7 @@ import {
 } from "./cornerstone";
 import { askText, showHelp, showTags, closeDialog, isDialogOpen } from "./dialogs";
 import { h, setLines } from "./dom";
-import { EarlyLoad } from "../preload";
+import { EarlyLoad, fetchFrame } from "../preload";
 import { markOnce, MARKS } from "../timing";
 
 /** What the Django template passes in `#viewer-config` (see imaging/viewer.py). */
@@ -94,12 +95,10 @@ interface Cell {
 }
 
 const SERIES_MIME = "application/x-clinicnet-series";
-/**
- * Background image requests in flight per series. Browsers open 6 connections
- * per host over HTTP/1.1; more requests would only queue there, ahead of the
- * reader's own, and the decode workers keep up with this many.
- */
-const PREFETCH_CONCURRENCY = 6;
+/** Background frame requests in flight per series (browsers open 6 connections per host over HTTP/1.1). */
+const PREFETCH_REQUESTS = 6;
+/** Background images fetched or decoding per series: bounds the memory of frames waiting for a decoder. */
+const PREFETCH_PIPELINE = 16;
 const TOOLBAR_TOOLS: readonly ToolName[] = [
   "windowLevel",
   "zoom",
@@ -670,42 +669,69 @@ export class Viewer {
   }
 
   /**
-   * Load the rest of the series in the background with a progress bar: a few
-   * requests at a time, each time the image nearest to the one on screen, so
-   * that a reader who scrolls ahead finds the images there next and their own
-   * requests never queue behind hundreds of others in the browser.
+   * Load the rest of the series in the background with a progress bar. Frames
+   * are fetched a few at a time (the browser opens 6 connections per host;
+   * more requests would only queue there, ahead of the reader's own), each
+   * time the one nearest to the image on screen, so that a reader who scrolls
+   * ahead finds the images there next. Fetching does not wait for decoding:
+   * fetched frames go to the image loader's frame registry and are decoded
+   * while the next ones are on the way.
    */
   private prefetch(stack: SeriesStack): void {
     if (stack.prefetching) {
       return;
     }
     stack.prefetching = true;
-    const ids = stack.images.map((image) => image.imageId);
-    const requested = new Uint8Array(ids.length);
-    const next = (): void => {
-      const index = nearestPending(requested, this.shownIndex(stack));
-      if (index < 0) {
-        return;
+    const requested = new Uint8Array(stack.images.length);
+    let fetching = 0;
+    let inFlight = 0;
+    const loadOne = async (imageId: string): Promise<void> => {
+      // The image on screen, or one the reader scrolled to, is already on its way.
+      if (!cache.getImageLoadObject(imageId)) {
+        fetching += 1;
+        try {
+          if (stack.scheme === "wadors") {
+            const bytes = await fetchFrame(imageId.replace(/^wadors:/, ""));
+            if (!cache.getImageLoadObject(imageId)) {
+              registerFrame(imageId, bytes);
+            }
+          } else {
+            await imageLoader.loadAndCacheImage(imageId, { priority: 5, requestType: Enums.RequestType.Prefetch });
+          }
+        } catch {
+          // Not fetched here: the image loader fetches it below, and reports what fails.
+        } finally {
+          fetching -= 1;
+        }
+        pump();
       }
-      requested[index] = 1;
-      imageLoader
-        .loadAndCacheImage(ids[index], { priority: 5, requestType: Enums.RequestType.Prefetch })
-        .then(
-          () => {
-            stack.loaded += 1;
-          },
-          () => {
-            stack.failed += 1;
-          },
-        )
-        .finally(() => {
-          this.updateProgress(stack);
-          next();
-        });
+      await imageLoader.loadAndCacheImage(imageId, { priority: 5, requestType: Enums.RequestType.Prefetch });
     };
-    for (let slot = 0; slot < PREFETCH_CONCURRENCY; slot++) {
-      next();
-    }
+    const pump = (): void => {
+      while (fetching < PREFETCH_REQUESTS && inFlight < PREFETCH_PIPELINE) {
+        const index = nearestPending(requested, this.shownIndex(stack));
+        if (index < 0) {
+          return;
+        }
+        requested[index] = 1;
+        inFlight += 1;
+        loadOne(stack.images[index].imageId)
+          .then(
+            () => {
+              stack.loaded += 1;
+            },
+            () => {
+              stack.failed += 1;
+            },
+          )
+          .finally(() => {
+            inFlight -= 1;
+            this.updateProgress(stack);
+            pump();
+          });
+      }
+    };
+    pump();
   }
 
   /** The image of *stack* on screen: in the active cell if it shows the stack, else in the first that does. */
