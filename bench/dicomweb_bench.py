@@ -610,7 +610,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
         clinicnet = servers[0]
         large = [
             (f"QIDO studies PatientName={NAME_QUERY} (all)", f"/studies?PatientName={NAME_QUERY}"),
-            (f"QIDO studies PatientName={NAME_QUERY}, limit=100", f"/studies?PatientName={NAME_QUERY}&limit=100"),
+            ("QIDO studies PatientName=PARK^SEO* (prefix), limit=100", "/studies?PatientName=PARK^SEO*&limit=100"),
             ("QIDO studies PatientName=박* (Hangul group), limit=25", "/studies?PatientName=%EB%B0%95*&limit=25"),
             ("QIDO studies StudyDate one year, limit=25", f"/studies?StudyDate={YEAR[0]}-{YEAR[1]}&limit=25"),
             ("QIDO studies ModalitiesInStudy=CT + one year, limit=25",
@@ -625,10 +625,45 @@ def run(args: argparse.Namespace, work: Path) -> None:
         for label, path in large:
             clinicnet.get(path)
             times = timed(lambda path=path: clinicnet.get(path), args.runs * 2)
-            rows.append([label, f"{p(times, 0.5):.1f}", f"{p(times, 0.95):.1f}"])
+            sql = sql_times(clinicnet, path, args.runs // 2)
+            rows.append([label, f"{p(times, 0.5):.1f}", f"{p(times, 0.95):.1f}", sql])
         times = timed(lambda: clinicnet.get(f"/studies/{study_uid}/metadata"), args.runs)
-        rows.append([f"WADO-RS study /metadata ({len(ct)}-slice CT)", f"{p(times, 0.5):.1f}", f"{p(times, 0.95):.1f}"])
-        print_table(["case", "p50", "p95"], rows)
+        sql = sql_times(clinicnet, f"/studies/{study_uid}/metadata", args.runs // 2)
+        label = f"WADO-RS study /metadata ({len(ct)}-slice CT)"
+        rows.append([label, f"{p(times, 0.5):.1f}", f"{p(times, 0.95):.1f}", sql])
+        print_table(["case", "HTTP p50", "HTTP p95", "SQL p50 / p95 (slowest query)"], rows)
+
+
+def sql_times(server: Server, path: str, runs: int) -> str:
+    """p50 / p95 of the PostgreSQL execution time of the main query of *path* (EXPLAIN ANALYZE).
+
+    The request runs once in this process to capture its SQL; the longest query
+    is the search (or the metadata read). Shows what the database costs apart
+    from HTTP, Python and the load on the machine.
+    """
+    from django.db import connection
+    from django.test import Client
+
+    captured: list[tuple[float, str, object]] = []
+
+    def capture(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            captured.append((time.perf_counter() - started, sql, params))
+
+    client = Client(headers={"authorization": server.session.headers["Authorization"]}, SERVER_NAME="127.0.0.1")
+    with connection.execute_wrapper(capture):
+        client.get("/dicomweb" + path)
+    _seconds, sql, params = max((c for c in captured if c[1].lstrip().upper().startswith("SELECT")), key=lambda c: c[0])
+    times = []
+    with connection.cursor() as cursor:
+        for _ in range(runs):
+            cursor.execute("EXPLAIN (ANALYZE, TIMING OFF) " + sql, params)
+            line = next(row[0] for row in cursor.fetchall() if row[0].startswith("Execution Time"))
+            times.append(float(line.split(":")[1].split()[0]))
+    return f"{p(times, 0.5):.1f} / {p(times, 0.95):.1f}"
 
 
 def print_table(header: list[str], rows: list[list[str]]) -> None:
