@@ -11,7 +11,7 @@ and the server sends::
 ``seq`` (the server sequence number) is on every message that changes the
 room's state; clients apply those in ``seq`` order. docs/coreading.md is the
 reference for people; this module is the reference for code, and the two
-must say the same (``coreading/tests/test_protocol_doc.py`` checks the lists
+must say the same (``coreading/tests/test_protocol.py`` checks the lists
 of types and codes).
 
 Nothing here touches the database, the channel layer or Redis: parsing and
@@ -281,9 +281,20 @@ def _cell(value: Any, index: int) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _Invalid(_("“%(name)s” must be an object.") % {"name": name})
     _only(value, "series", "image", "window", "zoom", "pan", "rotation", "flip", "invert")
+    # An empty cell (a layout with more cells than the study has series) has "series": null and image 0.
+    if "series" not in value:
+        raise _Invalid(_("“%(name)s.series” is missing (a series UID, or null for an empty cell).") % {"name": name})
+    series = value["series"]
+    if series is None:
+        if value.get("image", 0) != 0 or isinstance(value.get("image"), bool):
+            raise _Invalid(_("“%(name)s.image” must be 0 in an empty cell (series null).") % {"name": name})
+        image = 0
+    else:
+        series = _uid(series, f"{name}.series")
+        image = _integer(value.get("image"), f"{name}.image", 0, 100_000)
     cell: dict[str, Any] = {
-        "series": _uid(value.get("series"), f"{name}.series"),
-        "image": _integer(value.get("image"), f"{name}.image", 0, 100_000),
+        "series": series,
+        "image": image,
         "zoom": _number(value.get("zoom", 1.0), f"{name}.zoom", 0.01, 100.0),
         "rotation": _number(value.get("rotation", 0), f"{name}.rotation", 0, 360),
         "invert": bool(value.get("invert", False)),

@@ -115,6 +115,22 @@ def rooms_for_study(user: User, study_uid: str) -> list[Room]:
     return list(rooms)
 
 
+def openable_consultations(user: User, study: Study) -> list[Consultation]:
+    """Open consultations on *study* (which *user* may see) whose room nobody opened yet, newest first.
+
+    *user* may open each of them (``consultation_room(create=True)``): the viewer's
+    "Read together" and the study page offer them beside the open rooms.
+    """
+    if not can_see_study(user, study):
+        return []
+    return list(
+        visible_consultations(user)
+        .filter(study=study, status__in=Consultation.OPEN_STATUSES, coreading_room__isnull=True)
+        .select_related("requesting_institution", "target_institution")
+        .order_by("-created_at", "-id")
+    )
+
+
 # --- Opening and closing rooms ------------------------------------------------------------
 
 

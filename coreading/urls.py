@@ -20,4 +20,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
     ),
     path("api/coreading/rooms/<str:room_id>/close/", views.room_close, name="coreading-room-close"),
     path("coreading/rooms/<str:room_id>/", views.room_open, name="coreading-room-open"),
+    path(
+        "coreading/consultations/<str:consultation_uuid>/room/",
+        views.consultation_room_open,
+        name="coreading-consultation-room-open",
+    ),
 ]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
@@ -19,9 +20,13 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from consult.access import access_consultation
+from consult.models import Consultation
 from coreading import services
 from coreading.models import Participant, Room
 from imaging.access import access_study
+from imaging.models import Study
+from imaging.panels import Panel
 from institutions.models import User
 
 View = Callable[..., HttpResponse]
@@ -97,6 +102,24 @@ def room_json(room: Room, user: User) -> dict[str, Any]:
     }
 
 
+def consultation_label(consultation: Consultation) -> str:
+    return _("Reading request: %(requester)s → %(target)s") % {
+        "requester": consultation.requesting_institution.display_name,
+        "target": consultation.target_institution.display_name,
+    }
+
+
+def openable_json(consultation: Consultation) -> dict[str, Any]:
+    """A consultation whose room the user may open (POST to ``open``) and nobody opened yet."""
+    return {
+        "consultation": str(consultation.uuid),
+        "title": consultation_label(consultation),
+        "status": consultation.status,
+        "requested_at": consultation.created_at.isoformat(),
+        "open": reverse("coreading-consultation-room", args=[consultation.uuid]),
+    }
+
+
 def _user(request: HttpRequest) -> User:
     assert isinstance(request.user, User)
     return request.user
@@ -113,8 +136,10 @@ def study_rooms(request: HttpRequest, study_uid: str) -> HttpResponse:
             raise ValidationError(_("The title must be text."))
         room = services.room_create(actor=user, study=study, title=title, request=request)
         return JsonResponse(room_json(room, user), status=201)
-    access_study(user, study_uid)
-    return JsonResponse({"rooms": [room_json(room, user) for room in services.rooms_for_study(user, study_uid)]})
+    study = access_study(user, study_uid)
+    rooms = [room_json(room, user) for room in services.rooms_for_study(user, study_uid)]
+    openable = [openable_json(consultation) for consultation in services.openable_consultations(user, study)]
+    return JsonResponse({"rooms": rooms, "openable": openable})
 
 
 @require_http_methods(["GET", "POST"])
@@ -171,3 +196,48 @@ def room_open(request: HttpRequest, room_id: str) -> HttpResponse:
         return redirect(f"{reverse('login')}?next={request.path}")
     room = services.access_room(request.user, room_id)
     return redirect(reverse("study-viewer", args=[room.study.study_instance_uid]) + f"?room={room.uuid}")
+
+
+@require_POST
+def consultation_room_open(request: HttpRequest, consultation_uuid: str) -> HttpResponse:
+    """The study page's "Read together" on a consultation: open (or find) its room, then the viewer in it."""
+    if not request.user.is_authenticated:
+        return redirect(f"{reverse('login')}?next={request.path}")
+    try:
+        room, _created = services.consultation_room(
+            actor=_user(request), consultation_uuid=consultation_uuid, create=True, request=request
+        )
+    except services.RoomClosed as closed:
+        consultation = access_consultation(request.user, consultation_uuid)
+        messages.error(request, str(closed))
+        return redirect(reverse("study-detail", args=[consultation.study.study_instance_uid]))
+    return redirect(reverse("study-viewer", args=[room.study.study_instance_uid]) + f"?room={room.uuid}")
+
+
+def _room_label(room: Room) -> str:
+    if room.title:
+        return room.title
+    if room.consultation is not None:
+        return consultation_label(room.consultation)
+    return _("Room opened by %(name)s") % {"name": room.created_by.get_full_name()}
+
+
+def study_panel(request: HttpRequest, study: Study) -> Panel | None:
+    """ "Read together" on the study page: the rooms one may join and the consultation rooms one may open."""
+    user = request.user
+    if not isinstance(user, User):
+        return None
+    viewer = reverse("study-viewer", args=[study.study_instance_uid])
+    rooms = [
+        {"id": str(room.uuid), "label": _room_label(room), "viewer": f"{viewer}?room={room.uuid}"}
+        for room in services.rooms_for_study(user, study.study_instance_uid)
+    ]
+    openable = [
+        {
+            "consultation": str(consultation.uuid),
+            "label": consultation_label(consultation),
+            "open": reverse("coreading-consultation-room-open", args=[consultation.uuid]),
+        }
+        for consultation in services.openable_consultations(user, study)
+    ]
+    return Panel("coreading/study_panel.html", {"rooms": rooms, "openable": openable, "viewer": viewer})

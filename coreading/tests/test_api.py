@@ -13,7 +13,7 @@ from consult.tests.helpers import bring_to
 from coreading import services
 from coreading.models import Participant, Room
 from imaging.models import Study
-from institutions.models import User
+from institutions.models import Institution, User
 from institutions.testing import anonymous_client, client_for
 
 pytestmark = pytest.mark.django_db
@@ -121,9 +121,8 @@ def test_the_owner_closes_an_adhoc_room(adhoc_room: Room, doctor: User, clerk: U
     assert post(client_for(clerk), f"/api/coreading/rooms/{adhoc_room.uuid}/close/")[0] == 403
     status, room = post(client_for(doctor), f"/api/coreading/rooms/{adhoc_room.uuid}/close/")
     assert status == 200 and room["closed_at"]
-    assert client_for(doctor).get(f"/api/coreading/studies/{adhoc_room.study.study_instance_uid}/rooms/").json() == {
-        "rooms": []
-    }
+    listed = client_for(doctor).get(f"/api/coreading/studies/{adhoc_room.study.study_instance_uid}/rooms/").json()
+    assert listed == {"rooms": [], "openable": []}
 
 
 def test_posts_need_the_csrf_token(study: Study, doctor: User) -> None:
@@ -140,3 +139,40 @@ def test_bad_json_is_a_400(study: Study, doctor: User) -> None:
     )
     assert response.status_code == 400
     assert response.json()["error"]
+
+
+def names(consultation: Consultation) -> str:
+    """Requester → target in English (the personas' language)."""
+    return f"{consultation.requesting_institution.name_en} → {consultation.target_institution.name_en}"
+
+
+def test_the_viewer_is_offered_the_consultation_rooms_nobody_opened_yet(
+    consultation: Consultation, doctor: User, reader: User
+) -> None:
+    url = f"/api/coreading/studies/{consultation.study.study_instance_uid}/rooms/"
+    for person in (doctor, reader):
+        listed = client_for(person).get(url).json()
+        assert listed["rooms"] == []
+        [offer] = listed["openable"]
+        assert offer["consultation"] == str(consultation.uuid)
+        assert offer["open"] == f"/api/coreading/consultations/{consultation.uuid}/room/"
+        assert offer["status"] == "requested"
+        assert offer["title"] == f"Reading request: {names(consultation)}"
+    # POSTing to "open" opens it; from then on it is a room to join, no longer one to open.
+    status, room = post(client_for(reader), listed["openable"][0]["open"])
+    assert status == 201
+    listed = client_for(doctor).get(url).json()
+    assert [r["id"] for r in listed["rooms"]] == [room["id"]] and listed["openable"] == []
+
+
+def test_ended_consultations_and_other_peoples_consultations_are_not_offered(
+    consultation: Consultation, doctor: User, reader: User, other_clinic: Institution
+) -> None:
+    from institutions.models import Role
+    from institutions.testing import make_member
+
+    url = f"/api/coreading/studies/{consultation.study.study_instance_uid}/rooms/"
+    bring_to(Consultation.Status.CANCELLED, consultation, doctor, reader)
+    assert client_for(doctor).get(url).json()["openable"] == []
+    stranger = make_member(other_clinic, Role.PHYSICIAN, username="elsewhere")
+    assert client_for(stranger).get(url).status_code == 404

@@ -141,3 +141,41 @@ def test_the_document_lists_exactly_the_types_codes_and_close_codes_of_the_modul
     sequenced = re.search(r"Sequenced types: (.*?)\.\n", doc, re.DOTALL)
     assert sequenced is not None
     assert re.findall(r"`([a-z.]+)`", sequenced.group(1)) == list(protocol.SEQUENCED_TYPES)
+
+
+def test_an_empty_cell_has_series_null_and_the_default_view() -> None:
+    cells = [{"series": "1.2.3", "image": 7}, {"series": None}, {"series": None, "image": 0}, {"series": None}]
+    message = parse({"v": 1, "type": "viewport", "id": "a", "data": {"layout": "2x2", "active": 0, "cells": cells}})
+    empty = message.data["cells"][1]
+    assert empty["series"] is None and empty["image"] == 0 and empty["zoom"] == 1.0 and empty["pan"] == [0.0, 0.0]
+    assert [cell["series"] for cell in message.data["cells"]] == ["1.2.3", None, None, None]
+
+
+@pytest.mark.parametrize(
+    ("cell", "field"),
+    [
+        ({"series": None, "image": 3}, "cells[0].image"),  # an empty cell shows no image
+        ({"image": 0}, "cells[0].series"),  # series must be said, even when empty
+    ],
+)
+def test_an_empty_cell_is_said_explicitly_and_shows_no_image(cell: dict[str, object], field: str) -> None:
+    error = refused({"v": 1, "type": "viewport", "id": "a", "data": {"layout": "1x1", "cells": [cell]}})
+    assert error.code == protocol.BAD_MESSAGE
+    assert field in error.message
+
+
+def test_pan_and_pointer_are_image_pixels_that_may_fall_outside_the_image() -> None:
+    cell = {"series": "1.2.3", "image": 0, "zoom": 2, "pan": [-12.25, 300.5]}
+    viewport = parse({"v": 1, "type": "viewport", "id": "a", "data": {"layout": "1x1", "cells": [cell]}})
+    assert viewport.data["cells"][0]["pan"] == [-12.25, 300.5]
+    pointer = parse({"v": 1, "type": "pointer", "data": {"series": "1.2.3", "image": 0, "x": -3.5, "y": 512.5}})
+    assert pointer.data == {"series": "1.2.3", "image": 0, "x": -3.5, "y": 512.5}
+
+
+def test_annotation_frames_are_counted_from_zero() -> None:
+    fields = {"kind": "length", "series": "1.2", "instance": "1.2.3", "points": [[0, 0], [1, 1]]}
+    assert parse({"v": 1, "type": "annotation.create", "id": "a", "data": fields}).data["frame"] == 0
+    first = parse({"v": 1, "type": "annotation.create", "id": "a", "data": {**fields, "frame": 0}})
+    assert first.data["frame"] == 0
+    error = refused({"v": 1, "type": "annotation.create", "id": "a", "data": {**fields, "frame": -1}})
+    assert error.code == protocol.BAD_MESSAGE and "frame" in error.message

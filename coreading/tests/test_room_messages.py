@@ -165,6 +165,19 @@ async def test_only_the_leader_moves_the_view_until_it_hands_over(adhoc_room: Ro
     await follower.disconnect()
 
 
+async def test_a_layout_with_an_empty_cell_reaches_the_follower_as_is(
+    adhoc_room: Room, doctor: User, clerk: User
+) -> None:
+    leader, follower = await two_in(adhoc_room, doctor, clerk)
+    cells = [{"series": SERIES, "image": 3}, {"series": None}]
+    await leader.send("viewport", {"layout": "1x2", "active": 1, "cells": cells})
+    received = (await follower.expect("viewport"))["data"]
+    assert [cell["series"] for cell in received["cells"]] == [SERIES, None]
+    assert received["active"] == 1 and received["cells"][1]["image"] == 0
+    await leader.disconnect()
+    await follower.disconnect()
+
+
 async def test_when_the_leader_leaves_the_longest_present_leads(adhoc_room: Room, doctor: User, clerk: User) -> None:
     leader, follower = await two_in(adhoc_room, doctor, clerk)
     leader_conn = leader.seen[0]["data"]["you"]["conn"]

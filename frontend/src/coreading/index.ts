@@ -9,7 +9,7 @@ import { ViewerBridge, type ViewHost } from "./bridge";
 import { CoreadingClient, type SocketLike } from "./client";
 import { CoreadingPanel } from "./panel";
 import { LaserPointers } from "./pointer";
-import { RoomApi, websocketUrl, type Room } from "./rooms";
+import { RoomApi, websocketUrl, type Openable, type Room } from "./rooms";
 
 export interface CoreadingConfig {
   studyInstanceUID: string;
@@ -59,8 +59,9 @@ export function startCoreading(host: ViewHost, root: HTMLElement, config: Coread
 
   const actions = {
     join: (room: Room) => void join(room),
-    loadRooms: () => api.list(config.studyInstanceUID),
+    loadRooms: () => api.rooms(config.studyInstanceUID),
     openRoom: async (title: string) => join(await api.open(config.studyInstanceUID, title)),
+    openConsultation: async (offer: Openable) => join(await api.openConsultation(offer.consultation)),
     invite: async (room: Room, user: string) => (await api.invite(room.id, user)).name,
     setPointer: (_on: boolean) => undefined as void,
   };

@@ -7,13 +7,15 @@ import type { Translator } from "../i18n";
 import { h } from "../viewer/dom";
 import type { CoreadingClient, Status } from "./client";
 import { leadUi } from "./lead";
-import type { Room } from "./rooms";
+import type { Openable, Room, StudyRooms } from "./rooms";
 
 export interface PanelActions {
   join(room: Room): void;
   openRoom(title: string): Promise<void>;
+  /** Open a consultation's room that nobody opened yet, and join it. */
+  openConsultation(offer: Openable): Promise<void>;
   invite(room: Room, user: string): Promise<string>;
-  loadRooms(): Promise<Room[]>;
+  loadRooms(): Promise<StudyRooms>;
   setPointer(on: boolean): void;
 }
 
@@ -175,8 +177,9 @@ export class CoreadingPanel {
     const t = this.t;
     this.roomsSection.replaceChildren(h("p", { className: "hint" }, t("coreading.status.connecting")));
     let rooms: Room[];
+    let openable: Openable[];
     try {
-      rooms = await this.actions.loadRooms();
+      ({ rooms, openable } = await this.actions.loadRooms());
     } catch {
       this.roomsSection.replaceChildren(h("p", { className: "coreading-error" }, t("coreading.roomsFailed")));
       return;
@@ -193,6 +196,18 @@ export class CoreadingPanel {
         const label = room.title || (room.kind === "consultation" ? t("coreading.consultationRoom") : t("coreading.adhocRoom", { name: room.owner?.name ?? "" }));
         return h("li", {}, h("span", { className: "room-title" }, label), join);
       }),
+      // Consultation rooms nobody opened yet: joining opens them.
+      openable.map((offer) => {
+        const join = h("button", { type: "button", "data-consultation": offer.consultation }, t("coreading.join"));
+        join.addEventListener("click", () => {
+          join.disabled = true;
+          this.actions.openConsultation(offer).catch((error: unknown) => {
+            join.disabled = false;
+            this.showNotice(t("coreading.problem", { message: String((error as Error).message ?? error) }));
+          });
+        });
+        return h("li", {}, h("span", { className: "room-title" }, offer.title || t("coreading.consultationRoom")), join);
+      }),
     );
     const title = h("input", { type: "text", maxlength: 200, placeholder: t("coreading.roomTitle"), "aria-label": t("coreading.roomTitle") });
     title.addEventListener("keydown", (event) => event.stopPropagation());
@@ -203,7 +218,7 @@ export class CoreadingPanel {
     });
     this.roomsSection.replaceChildren(
       h("h3", {}, t("coreading.rooms")),
-      rooms.length ? list : h("p", { className: "hint" }, t("coreading.noRooms")),
+      rooms.length + openable.length ? list : h("p", { className: "hint" }, t("coreading.noRooms")),
       open,
     );
   }

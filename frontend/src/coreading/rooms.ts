@@ -26,6 +26,22 @@ export interface Room {
   viewer: string;
 }
 
+/** A consultation's room that the user may open and nobody opened yet (docs/coreading.md, "openable"). */
+export interface Openable {
+  consultation: string;
+  /** "Reading request: requester → target", in the user's language. */
+  title: string;
+  status: string;
+  requested_at: string;
+  /** Where to POST to open it (answers the room). */
+  open: string;
+}
+
+export interface StudyRooms {
+  rooms: Room[];
+  openable: Openable[];
+}
+
 export class RoomError extends Error {
   constructor(
     readonly status: number,
@@ -66,8 +82,18 @@ export class RoomApi {
   }
 
   async list(study: string): Promise<Room[]> {
-    const answer = await this.call<{ rooms: Room[] }>("GET", `/studies/${enc(study)}/rooms/`);
-    return answer.rooms ?? [];
+    return (await this.rooms(study)).rooms;
+  }
+
+  /** The study's rooms I may join and the consultation rooms I may open. */
+  async rooms(study: string): Promise<StudyRooms> {
+    const answer = await this.call<Partial<StudyRooms>>("GET", `/studies/${enc(study)}/rooms/`);
+    return { rooms: answer.rooms ?? [], openable: answer.openable ?? [] };
+  }
+
+  /** Get or open a consultation's room. */
+  openConsultation(consultation: string): Promise<Room> {
+    return this.call<Room>("POST", `/consultations/${enc(consultation)}/room/`);
   }
 
   open(study: string, title = ""): Promise<Room> {
