@@ -1,28 +1,38 @@
-"""Co-reading under load: rooms of participants on two ASGI processes over Redis.
+"""Co-reading under load: rooms of participants on two ASGI processes over Redis and PostgreSQL.
 
-    .venv/bin/python -m bench.coreading_load                      # 50 rooms × 5, 2 daphne, 30 s
-    .venv/bin/python -m bench.coreading_load --layer redis-pubsub # the pub/sub channel layer
-    .venv/bin/python -m bench.coreading_load --idle 2000          # idle participants one process holds
+    .venv/bin/python -m bench.coreading_load                       # 50 rooms × 5, 2 daphne, 30 s
+    .venv/bin/python -m bench.coreading_load --layer redis         # the list-based RedisChannelLayer
+    .venv/bin/python -m bench.coreading_load --idle 2000           # idle participants one process holds
 
-Starts a private redis-server and daphne processes (coreading.cluster), seeds
-people, a real CT study and rooms, then connects every participant with the
-``websockets`` client (participant i of a room to server i mod N, so every room
-spans the processes). Each room's leader sends viewport changes at 10 Hz and
-pointer moves at 20 Hz; the others receive. Fan-out latency is measured from
-the send time carried in the message (the viewport's client id, the pointer's
-x coordinate) to its arrival at each other participant. Clients run in two
-worker processes so that the load generator is not the bottleneck.
+Starts a private redis-server and daphne processes (coreading.cluster) on a
+dedicated PostgreSQL database (``--database``, created and dropped here; ``""``
+for SQLite in a temporary folder), seeds people, a real CT study and rooms, then
+connects every participant with the ``websockets`` client, ``--connect-rate`` a
+second (participant i of a room to server i mod N, so every room spans the
+processes). Each room's leader sends viewport changes at 10 Hz and pointer moves
+at 20 Hz; the others receive. Fan-out latency is measured from the send time
+carried in the message (the viewport's client id, the pointer's x coordinate) to
+its arrival at each other participant; only messages sent inside the measured
+window count, and the senders go on for a grace period so that none of those is
+still in flight when counting. Clients run in two worker processes so that the
+load generator is not the bottleneck (their CPU is reported too: on a 2-core
+machine they compete with the servers).
+
+The machine's load average is printed before the cluster starts (other people's
+work) and during the measured window. ``--quiet-load 1.5`` waits (up to
+``--quiet-wait`` seconds) until the 1-minute load average is below 1.5 first.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import multiprocessing
 import os
 import platform
-import statistics
+import resource
 import sys
 import tempfile
 import time
@@ -30,56 +40,93 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidMessage
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 
 from coreading.cluster import cluster
 
 SERIES = "1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322"
 WRAP = 1_000_000.0  # pointer x carries the send time in ms modulo this
+GRACE = 3.0  # seconds the senders go on after the window, so that its messages arrive
+DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/clinicnet_coreading_bench"
 
 
 def now_ms() -> float:
     return time.time() * 1000.0
 
 
-async def participant(
-    port: int, room: str, cookie: str, leader: bool, args: argparse.Namespace, stats: dict[str, Any]
-) -> None:
-    for attempt in range(5):  # reconnect as a browser would when a handshake is dropped under load
+def loadavg() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def raise_open_files(needed: int) -> int:
+    """Raise this process's open-file limit (children inherit it) towards *needed*; the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        soft = wanted
+    return int(soft)
+
+
+def wait_for_quiet(threshold: float, patience: float) -> None:
+    if threshold <= 0:
+        return
+    deadline = time.monotonic() + patience
+    while os.getloadavg()[0] >= threshold and time.monotonic() < deadline:
+        print(f"waiting for a quieter machine: load average {loadavg()}", file=sys.stderr, flush=True)
+        time.sleep(30)
+
+
+async def open_socket(port: int, room: str, cookie: str, stats: dict[str, Any]) -> ClientConnection:
+    """Connect as a browser would: retry a dropped or refused handshake with backoff."""
+    for attempt in range(6):
         try:
-            socket = await connect(
+            return await connect(
                 f"ws://127.0.0.1:{port}/ws/coreading/{room}/",
                 additional_headers={"Cookie": cookie},
                 origin=f"http://127.0.0.1:{port}",  # type: ignore[arg-type]
-                open_timeout=60,
+                open_timeout=30,
                 max_queue=None,
             )
-            break
-        except (OSError, InvalidMessage):
+        except (OSError, InvalidMessage, InvalidStatus, TimeoutError):
             stats["retries"] += 1
-            await asyncio.sleep(0.5 * (attempt + 1))
-    else:
-        raise RuntimeError("could not connect")
+            await asyncio.sleep(0.5 * 2**attempt)
+    raise RuntimeError("could not connect")
+
+
+async def join(socket: ClientConnection) -> dict[str, Any]:
+    await socket.send(json.dumps({"v": 1, "type": "join", "data": {}}))
+    while True:
+        message = json.loads(await socket.recv())
+        if message["type"] == "snapshot":
+            return dict(message["data"])
+        if message["type"] == "error":
+            raise RuntimeError(f"join refused: {message}")
+
+
+# --- Load: leaders send, everyone receives ------------------------------------------------------
+
+
+async def participant(port: int, room: str, cookie: str, args: argparse.Namespace, stats: dict[str, Any]) -> None:
+    socket = await open_socket(port, room, cookie, stats)
     async with socket:
-        await socket.send(json.dumps({"v": 1, "type": "join", "data": {}}))
-        snapshot = json.loads(await socket.recv())
-        while snapshot["type"] != "snapshot":
-            snapshot = json.loads(await socket.recv())
+        snapshot = await join(socket)
         stats["joined"] += 1
         # The first to join leads (docs/coreading.md); it sends, the others receive.
-        leader = snapshot["data"]["leader"] == snapshot["data"]["you"]["conn"]
+        leader = snapshot["leader"] == snapshot["you"]["conn"]
         await stats["start"].wait()
-        tasks = []
+        tasks = [asyncio.create_task(receive_loop(socket, stats, leader))]
         if leader:
-            tasks.append(asyncio.create_task(send_loop(socket, room, args, stats)))
-        tasks.append(asyncio.create_task(receive_loop(socket, stats, leader)))
+            stats["leaders"] += 1
+            tasks.append(asyncio.create_task(send_loop(socket, args, stats)))
         await stats["stop"].wait()
         for task in tasks:
             task.cancel()
 
 
-async def send_loop(socket: Any, room: str, args: argparse.Namespace, stats: dict[str, Any]) -> None:
+async def send_loop(socket: ClientConnection, args: argparse.Namespace, stats: dict[str, Any]) -> None:
     tick = 1.0 / args.pointer_hz
     every = max(1, round(args.pointer_hz / args.viewport_hz))
     number = 0
@@ -87,86 +134,99 @@ async def send_loop(socket: Any, room: str, args: argparse.Namespace, stats: dic
     while True:
         number += 1
         sent = now_ms()
-        await socket.send(
-            json.dumps(
-                {"v": 1, "type": "pointer", "data": {"series": SERIES, "image": number % 100, "x": sent % WRAP, "y": 1}}
-            )
-        )
-        stats["sent_pointer"] += 1
+        pointer = {"series": SERIES, "image": number % 100, "x": sent % WRAP, "y": 1}
+        await socket.send(json.dumps({"v": 1, "type": "pointer", "data": pointer}))
+        stats["sent_pointer"].append(sent)
         if number % every == 0:
             cells = [{"series": SERIES, "image": number % 100, "zoom": 1.2, "window": {"center": 40, "width": 400}}]
             message_id = f"v{number}-{int(sent * 1000)}"
-            await socket.send(
-                json.dumps({"v": 1, "type": "viewport", "id": message_id, "data": {"layout": "1x1", "cells": cells}})
-            )
-            stats["sent_viewport"] += 1
+            body = {"v": 1, "type": "viewport", "id": message_id, "data": {"layout": "1x1", "cells": cells}}
+            await socket.send(json.dumps(body))
+            stats["sent_viewport"].append(sent)
         next_at += tick
         await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
 
-async def receive_loop(socket: Any, stats: dict[str, Any], leader: bool) -> None:
-    async for text in socket:
-        arrived = now_ms()
-        message = json.loads(text)
-        kind = message["type"]
-        stats["received"] += 1
-        if kind == "pointer":
-            stats["pointer"].append((arrived % WRAP - message["data"]["x"]) % WRAP)
-        elif kind == "viewport":
-            if leader:  # its own echo
-                continue
-            sent = int(message["id"].split("-")[1]) / 1000.0
-            stats["viewport"].append(arrived - sent)
-        elif kind == "error":
-            stats["errors"] += 1
+async def receive_loop(socket: ClientConnection, stats: dict[str, Any], leader: bool) -> None:
+    try:
+        async for text in socket:
+            arrived = now_ms()
+            message = json.loads(text)
+            kind = message["type"]
+            stats["arrivals"].append(arrived)
+            if kind == "pointer":
+                latency = (arrived % WRAP - message["data"]["x"]) % WRAP
+                stats["pointer"].append((arrived - latency, latency))
+            elif kind == "viewport" and not leader:  # the leader's own echo is not fan-out
+                sent = int(message["id"].split("-")[1]) / 1000.0
+                stats["viewport"].append((sent, arrived - sent))
+            elif kind == "error":
+                stats["errors"][message["data"]["code"]] += 1
+    except ConnectionClosed as closed:
+        stats["closed"][closed.rcvd.code if closed.rcvd else None] += 1
 
 
-def worker(rooms: list[dict[str, Any]], ports: list[int], args: argparse.Namespace, barrier: Any, queue: Any) -> None:
+def worker(
+    rooms: list[dict[str, Any]],
+    ports: list[int],
+    args: argparse.Namespace,
+    delay: float,
+    barrier: Any,
+    queue: Any,
+) -> None:
     async def main() -> dict[str, Any]:
         stats: dict[str, Any] = {
             "joined": 0,
-            "received": 0,
-            "sent_pointer": 0,
-            "sent_viewport": 0,
-            "errors": 0,
+            "leaders": 0,
             "retries": 0,
+            "sent_pointer": [],
+            "sent_viewport": [],
+            "arrivals": [],
             "pointer": [],
             "viewport": [],
+            "errors": collections.Counter(),
+            "closed": collections.Counter(),
             "start": asyncio.Event(),
             "stop": asyncio.Event(),
         }
         tasks = []
-        for room in rooms:
-            for index, cookie in enumerate(room["cookies"]):
+        started = time.monotonic()
+        # Staggered: the first of each room first (it leads), then the others, *delay* apart.
+        for index in range(args.per_room):
+            for room in rooms:
                 port = ports[index % len(ports)]
-                tasks.append(asyncio.create_task(participant(port, room["id"], cookie, index == 0, args, stats)))
-                await asyncio.sleep(0.01)
-                if index == 0:
-                    await asyncio.sleep(0.1)  # the first in leads
+                tasks.append(asyncio.create_task(participant(port, room["id"], room["cookies"][index], args, stats)))
+                await asyncio.sleep(delay)
         while stats["joined"] < len(tasks):
             failed = [task for task in tasks if task.done() and task.exception() is not None]
             if failed:
                 raise RuntimeError(f"{len(failed)} participants could not join") from failed[0].exception()
             await asyncio.sleep(0.1)
+        connect_seconds = time.monotonic() - started
         await asyncio.get_running_loop().run_in_executor(None, barrier.wait)
+        window_start = time.time() * 1000 + args.warmup * 1000
+        window_end = window_start + args.duration * 1000
         stats["start"].set()
-        await asyncio.sleep(args.warmup)
-        stats["pointer"].clear()
-        stats["viewport"].clear()
-        received, sent_p, sent_v = stats["received"], stats["sent_pointer"], stats["sent_viewport"]
-        await asyncio.sleep(args.duration)
-        result = {
-            "received": stats["received"] - received,
-            "sent_pointer": stats["sent_pointer"] - sent_p,
-            "sent_viewport": stats["sent_viewport"] - sent_v,
-            "errors": stats["errors"],
-            "retries": stats["retries"],
-            "pointer": list(stats["pointer"]),
-            "viewport": list(stats["viewport"]),
-        }
+        await asyncio.sleep(args.warmup + args.duration + GRACE)
         stats["stop"].set()
         await asyncio.gather(*tasks, return_exceptions=True)
-        return result
+
+        def inside(sent: float) -> bool:
+            return window_start <= sent < window_end
+
+        return {
+            "joined": stats["joined"],
+            "leaders": stats["leaders"],
+            "retries": stats["retries"],
+            "connect_seconds": connect_seconds,
+            "sent_pointer": sum(1 for sent in stats["sent_pointer"] if inside(sent)),
+            "sent_viewport": sum(1 for sent in stats["sent_viewport"] if inside(sent)),
+            "delivered": sum(1 for arrived in stats["arrivals"] if inside(arrived)),
+            "pointer": [latency for sent, latency in stats["pointer"] if inside(sent)],
+            "viewport": [latency for sent, latency in stats["viewport"] if inside(sent)],
+            "errors": dict(stats["errors"]),
+            "closed": dict(stats["closed"]),
+        }
 
     queue.put(asyncio.run(main()))
 
@@ -178,11 +238,20 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def load(args: argparse.Namespace) -> None:
+def cluster_settings(args: argparse.Namespace) -> dict[str, str]:
     settings = {"CHANNEL_LAYER": args.layer}
+    if args.database:
+        settings["DATABASE_POOL"] = "true" if args.pool else "false"
+    return settings
+
+
+def load(args: argparse.Namespace) -> None:
+    raise_open_files(4 * args.rooms * args.per_room + 1024)
+    wait_for_quiet(args.quiet_load, args.quiet_wait)
+    load_before = loadavg()
     with (
         tempfile.TemporaryDirectory(prefix="coreading-bench-") as folder,
-        cluster(Path(folder), servers=args.servers, **settings) as local,
+        cluster(Path(folder), servers=args.servers, database_url=args.database, **cluster_settings(args)) as local,
     ):
         data = local.seed(args.rooms, args.per_room, sessions=True)
         servers = [psutil.Process(server.pid) for server in local.servers]
@@ -190,128 +259,218 @@ def load(args: argparse.Namespace) -> None:
         halves = [data["rooms"][0::2], data["rooms"][1::2]]
         barrier = multiprocessing.Barrier(len(halves) + 1)
         queue: Any = multiprocessing.Queue()
+        delay = len(halves) / args.connect_rate  # each worker connects at its share of the rate
         workers = [
-            multiprocessing.Process(target=worker, args=(half, local.ports, args, barrier, queue)) for half in halves
+            multiprocessing.Process(target=worker, args=(half, local.ports, args, delay, barrier, queue))
+            for half in halves
         ]
         for process in workers:
             process.start()
-        barrier.wait()
+        barrier.wait(timeout=600)
+        clients = [psutil.Process(process.pid) for process in workers]
         time.sleep(args.warmup)
-        for process in [*servers, redis]:
+        for process in [*servers, redis, *clients]:
             process.cpu_percent(None)
+        load_start = loadavg()
         started = time.monotonic()
         time.sleep(args.duration)
         elapsed = time.monotonic() - started
         cpu = [process.cpu_percent(None) for process in servers]
         redis_cpu = redis.cpu_percent(None)
+        client_cpu = sum(process.cpu_percent(None) for process in clients)
         rss = [process.memory_info().rss / 2**20 for process in servers]
-        results = [queue.get(timeout=120) for _ in workers]
+        load_end = loadavg()
+        results = [queue.get(timeout=300) for _ in workers]
         for process in workers:
             process.join(60)
         dropped = local.manage("shell", "-c", DROPPED).strip().splitlines()[-1]
+        tracebacks = sum(local.server_log(number).count("Traceback") for number in range(args.servers))
+        keep_logs(args, local)
     pointer = [value for result in results for value in result["pointer"]]
     viewport = [value for result in results for value in result["viewport"]]
-    received = sum(result["received"] for result in results)
+    delivered = sum(result["delivered"] for result in results)
     sent_pointer = sum(result["sent_pointer"] for result in results)
     sent_viewport = sum(result["sent_viewport"] for result in results)
+    errors: collections.Counter[str] = collections.Counter()
+    closed: collections.Counter[Any] = collections.Counter()
+    for result in results:
+        errors.update(result["errors"])
+        closed.update(result["closed"])
     receivers = args.per_room - 1
+    expected_pointer = sent_pointer * receivers
+    lost_pointer = expected_pointer - len(pointer)
+    database = "PostgreSQL" + (" (pool)" if args.pool else "") if args.database else "SQLite"
     print_header(args)
-    print(f"rooms × participants        {args.rooms} × {args.per_room} on {args.servers} daphne, layer {args.layer}")
+    print(f"load average before start    {load_before}")
+    print(f"load average in the window   {load_start} at its start, {load_end} at its end")
+    print(
+        f"rooms × participants        {args.rooms} × {args.per_room} on {args.servers} daphne, layer {args.layer}, "
+        f"{database}"
+    )
+    connect = max(result["connect_seconds"] for result in results)
+    retries = sum(result["retries"] for result in results)
+    print(f"connected and joined        {sum(r['joined'] for r in results)} in {connect:.1f} s, {retries} retried")
     print(f"measured                    {elapsed:.0f} s after {args.warmup:.0f} s warm-up")
     print(
-        f"sent                        {sent_viewport / elapsed:.0f} viewport/s, {sent_pointer / elapsed:.0f} pointer/s"
+        f"sent                        {sent_viewport / args.duration:.0f} viewport/s, "
+        f"{sent_pointer / args.duration:.0f} pointer/s"
     )
-    print(f"delivered                   {received / elapsed:.0f} messages/s")
+    print(f"delivered                   {delivered / args.duration:.0f} messages/s")
     for name, values in (("viewport", viewport), ("pointer", pointer)):
         print(
             f"{name} fan-out latency ms    p50 {percentile(values, 0.5):.1f}  p95 {percentile(values, 0.95):.1f}  "
             f"p99 {percentile(values, 0.99):.1f}  max {max(values or [0]):.1f}  (n={len(values)})"
         )
-    expected_pointer = sent_pointer * receivers
     print(
-        f"pointer delivered           {len(pointer)} of {expected_pointer} expected "
-        f"({100 * len(pointer) / max(1, expected_pointer):.2f} %); server-counted drops: {dropped}"
+        f"pointer delivered           {len(pointer)} of {expected_pointer} "
+        f"({lost_pointer} lost, {100 * lost_pointer / max(1, expected_pointer):.2f} %); "
+        f"server-counted rate-limit drops: {dropped}"
     )
-    print(f"viewport delivered          {len(viewport)} of {sent_viewport * receivers} expected")
-    print(f"errors to senders           {sum(result['errors'] for result in results)}")
-    print(f"handshakes retried          {sum(result['retries'] for result in results)}")
+    print(f"viewport delivered          {len(viewport)} of {sent_viewport * receivers}")
+    print(f"errors to senders           {dict(errors) or 0}")
+    print(f"connections closed early    {dict(closed) or 0}")
     print(
         f"server CPU %                {', '.join(f'{value:.0f}' for value in cpu)} (100 = one core); "
-        f"redis {redis_cpu:.0f}"
+        f"redis {redis_cpu:.0f}; load generator {client_cpu:.0f}"
     )
     print(f"server RSS MiB              {', '.join(f'{value:.0f}' for value in rss)}")
-    if viewport:
-        print(f"viewport latency mean       {statistics.fmean(viewport):.1f} ms")
+    print(f"tracebacks in server logs   {tracebacks}")
+    print()
+    print(
+        f"| `{' '.join(sys.argv[1:]) or '(defaults)'}` | {args.layer} "
+        f"| {load_before.split()[0]} / {load_end.split()[0]} "
+        f"| {sent_viewport / args.duration:.0f} vp/s, {sent_pointer / args.duration:.0f} ptr/s "
+        f"| {delivered / args.duration:.0f} msg/s "
+        f"| {percentile(viewport, 0.5):.0f} / {percentile(viewport, 0.95):.0f} / {percentile(viewport, 0.99):.0f} "
+        f"| {percentile(pointer, 0.5):.0f} / {percentile(pointer, 0.95):.0f} / {percentile(pointer, 0.99):.0f} "
+        f"| {lost_pointer} ({dropped} rate-limited) "
+        f"| {', '.join(f'{value:.0f}' for value in cpu)} (redis {redis_cpu:.0f}, clients {client_cpu:.0f}) "
+        f"| {', '.join(f'{value:.0f}' for value in rss)} |"
+    )
 
 
 DROPPED = (
     "import redis; from django.conf import settings; "
-    "print(redis.Redis.from_url(settings.COREADING_REDIS_URL).hget('coreading:stats', 'pointer_dropped') or 0)"
+    "print(int(redis.Redis.from_url(settings.COREADING_REDIS_URL).hget('coreading:stats', 'pointer_dropped') or 0))"
 )
 
 
-async def idle_clients(port: int, rooms: list[dict[str, Any]], count: int) -> list[Any]:
-    sockets: list[Any] = []
-    cookies = [(room["id"], cookie) for room in rooms for cookie in room["cookies"]]
-    for number in range(count):
-        room, cookie = cookies[number % len(cookies)]
-        socket = await connect(
-            f"ws://127.0.0.1:{port}/ws/coreading/{room}/",
-            additional_headers={"Cookie": cookie},
-            origin=f"http://127.0.0.1:{port}",  # type: ignore[arg-type]
-            open_timeout=60,
-            max_queue=None,
-        )
-        await socket.send(json.dumps({"v": 1, "type": "join", "data": {}}))
-        sockets.append(socket)
-    return sockets
+# --- Idle capacity: how many joined participants one process holds ------------------------------
+
+
+class IdleClient:
+    def __init__(self, socket: ClientConnection) -> None:
+        self.socket = socket
+        self.pongs = 0
+        self.pong = asyncio.Event()
+        self.closed: int | None = None
+        self.reader = asyncio.create_task(self.read())
+
+    async def read(self) -> None:
+        try:
+            async for text in self.socket:
+                if json.loads(text)["type"] == "pong":
+                    self.pongs += 1
+                    self.pong.set()
+        except ConnectionClosed as closed:
+            self.closed = closed.rcvd.code if closed.rcvd else 1006
+
+
+async def idle_client(port: int, room: str, cookie: str, stats: dict[str, Any]) -> IdleClient:
+    socket = await open_socket(port, room, cookie, stats)
+    await join(socket)
+    return IdleClient(socket)
 
 
 def idle(args: argparse.Namespace) -> None:
+    raise_open_files(2 * args.idle + 1024)
+    wait_for_quiet(args.quiet_load, args.quiet_wait)
+    load_before = loadavg()
     with (
         tempfile.TemporaryDirectory(prefix="coreading-bench-") as folder,
-        cluster(Path(folder), servers=1, CHANNEL_LAYER=args.layer) as local,
+        cluster(Path(folder), servers=1, database_url=args.database, **cluster_settings(args)) as local,
     ):
-        data = local.seed(args.idle // 50, 5, sessions=True)
+        # Every connection is its own person, in rooms of five.
+        data = local.seed(max(1, args.idle // 5), 5, sessions=True)
         server = psutil.Process(local.servers[0].pid)
         before = server.memory_info().rss / 2**20
+        stats: dict[str, Any] = {"retries": 0}
 
-        async def main() -> tuple[int, float, float]:
+        async def main() -> dict[str, Any]:
+            cookies = [(room["id"], cookie) for room in data["rooms"] for cookie in room["cookies"]][: args.idle]
             started = time.monotonic()
-            sockets = await idle_clients(local.ports[0], data["rooms"], args.idle)
+            pending = []
+            for room, cookie in cookies:
+                pending.append(asyncio.create_task(idle_client(local.ports[0], room, cookie, stats)))
+                await asyncio.sleep(1 / args.connect_rate)
+            clients = await asyncio.gather(*pending)
             connect_time = time.monotonic() - started
-            await asyncio.sleep(args.duration)  # several heartbeats
-            alive = 0
+            joined_rss = server.memory_info().rss / 2**20
+            server.cpu_percent(None)
+            load_start = loadavg()
+            await asyncio.sleep(args.duration)  # heartbeats every 5 s, an access re-check every 60 s
+            cpu = server.cpu_percent(None)
+            load_end = loadavg()
+            held_rss = server.memory_info().rss / 2**20
             probe_started = time.monotonic()
-            for socket in sockets:
-                try:
-                    await socket.send(json.dumps({"v": 1, "type": "ping", "data": {}}))
-                    alive += 1
-                except Exception:  # noqa: BLE001  (a closed socket counts as lost)
-                    pass
-            await asyncio.sleep(2)
+            for client in clients:
+                client.pong.clear()
+                if client.closed is None:
+                    await client.socket.send(json.dumps({"v": 1, "type": "ping", "data": {}}))
+            waiting = [client.pong.wait() for client in clients if client.closed is None]
+            done, _ = await asyncio.wait([asyncio.create_task(w) for w in waiting], timeout=60)
             probe = time.monotonic() - probe_started
-            for socket in sockets:
-                await socket.close()
-            return alive, connect_time, probe
+            closed = collections.Counter(client.closed for client in clients if client.closed is not None)
+            for client in clients:
+                await client.socket.close()
+            return {
+                "connect_time": connect_time,
+                "joined_rss": joined_rss,
+                "held_rss": held_rss,
+                "cpu": cpu,
+                "answered": len(done),
+                "probe": probe,
+                "closed": dict(closed),
+                "load_start": load_start,
+                "load_end": load_end,
+            }
 
-        server.cpu_percent(None)
-        alive, connect_time, probe = asyncio.run(main())
-        after = server.memory_info().rss / 2**20
-        cpu = server.cpu_percent(None)
+        result = asyncio.run(main())
         log = local.server_log(0)
+        keep_logs(args, local)
+    per_connection = (result["held_rss"] - before) * 1024 / args.idle
     print_header(args)
-    print(f"idle participants           {args.idle} joined to one daphne process ({args.idle // 5} rooms × 5 shared)")
-    print(f"connected and joined in     {connect_time:.1f} s")
+    print(f"load average before start    {load_before}")
+    print(f"load average while held      {result['load_start']} at the start, {result['load_end']} at the end")
     print(
-        f"still connected after {args.duration:.0f} s {alive} of {args.idle} (all answered a ping round: {probe:.1f} s)"
+        f"idle participants           {args.idle} joined to one daphne process ({args.idle // 5} rooms × 5), "
+        f"layer {args.layer}, {'PostgreSQL' if args.database else 'SQLite'}"
+    )
+    print(f"connected and joined in     {result['connect_time']:.1f} s ({stats['retries']} handshakes retried)")
+    print(
+        f"held for {args.duration:.0f} s, then pinged   {result['answered']} of {args.idle} answered "
+        f"(all within {result['probe']:.1f} s); closed by the server: {result['closed'] or 0}"
     )
     print(
-        f"server RSS MiB              {before:.0f} before, {after:.0f} with them "
-        f"({(after - before) * 1024 / args.idle:.0f} KiB each)"
+        f"server RSS MiB              {before:.0f} before, {result['joined_rss']:.0f} joined, "
+        f"{result['held_rss']:.0f} after holding ({per_connection:.0f} KiB each)"
     )
-    print(f"server CPU % while idle     {cpu:.0f} (heartbeats every 5 s each)")
-    print(f"errors in the server log    {log.count('Traceback')}")
+    print(f"server CPU % while idle     {result['cpu']:.0f} (heartbeats every 5 s, access re-check every 60 s)")
+    print(f"tracebacks in the server log {log.count('Traceback')}")
+    print()
+    print(
+        f"| `{' '.join(sys.argv[1:])}` | {args.layer} | {load_before.split()[0]} / {result['load_end'].split()[0]} "
+        f"| {result['answered']} of {args.idle} | {result['connect_time']:.0f} s "
+        f"| {before:.0f} → {result['held_rss']:.0f} ({per_connection:.0f} KiB each) | {result['cpu']:.0f} |"
+    )
+
+
+def keep_logs(args: argparse.Namespace, local: Any) -> None:
+    """Copy the servers' logs to --logs (the cluster's folder is temporary)."""
+    if args.logs:
+        Path(args.logs).mkdir(parents=True, exist_ok=True)
+        for number in range(len(local.servers)):
+            (Path(args.logs) / f"daphne-{number}.log").write_text(local.server_log(number))
 
 
 def print_header(args: argparse.Namespace) -> None:
@@ -329,9 +488,15 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=2)
     parser.add_argument("--viewport-hz", type=float, default=10)
     parser.add_argument("--pointer-hz", type=float, default=20)
-    parser.add_argument("--duration", type=float, default=30)
+    parser.add_argument("--duration", type=float, default=30, help="measured seconds (idle: seconds held)")
     parser.add_argument("--warmup", type=float, default=5)
-    parser.add_argument("--layer", choices=["redis", "redis-pubsub"], default="redis")
+    parser.add_argument("--layer", choices=["redis", "redis-pubsub"], default="redis-pubsub")
+    parser.add_argument("--database", default=DEFAULT_DATABASE, help='PostgreSQL URL (dropped and created); "" SQLite')
+    parser.add_argument("--pool", action=argparse.BooleanOptionalAction, default=True, help="DATABASE_POOL")
+    parser.add_argument("--connect-rate", type=float, default=25, help="new connections a second, all clients")
+    parser.add_argument("--quiet-load", type=float, default=0, help="first wait for a 1-min load average below this")
+    parser.add_argument("--quiet-wait", type=float, default=900, help="wait at most this many seconds for it")
+    parser.add_argument("--logs", default="", help="copy the daphne logs into this folder")
     parser.add_argument("--idle", type=int, default=0, help="hold this many idle participants on one process instead")
     args = parser.parse_args()
     if args.idle:

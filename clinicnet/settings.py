@@ -294,6 +294,8 @@ COREADING_CHAT_HISTORY = envint("COREADING_CHAT_HISTORY", 50)
 COREADING_IDEMPOTENCY_SECONDS = envint("COREADING_IDEMPOTENCY_SECONDS", 600)
 COREADING_ROOM_TTL = envint("COREADING_ROOM_TTL", 86400)
 COREADING_VIEWPORT_SAVE_SECONDS = envint("COREADING_VIEWPORT_SAVE_SECONDS", 10)
+# One "coreading.join" audit row per person and room within this many seconds (0: every connect).
+COREADING_JOIN_AUDIT_SECONDS = envint("COREADING_JOIN_AUDIT_SECONDS", 300)
 # --- End of co-reading ----------------------------------------------------------------
 
 # --- DICOMweb (imaging/dicomweb) ---------------------------------------------

@@ -2,10 +2,12 @@
 """A local production-shaped cluster for the integration test and the load benchmark.
 
 A private ``redis-server`` on a free port (never the machine's shared Redis on
-6379), a fresh data folder with its own SQLite database, and N daphne
-processes serving ``clinicnet.asgi:application`` with the Redis channel layer
-and the Redis co-reading store. ``seed`` runs inside that environment (through
-``manage.py shell``) to create people, a real CT study and rooms.
+6379), a fresh data folder with its own SQLite database — or, given
+``database_url``, a dedicated PostgreSQL database created for the cluster and
+dropped afterwards — and N daphne processes serving
+``clinicnet.asgi:application`` with the Redis channel layer and the Redis
+co-reading store. ``seed`` runs inside that environment (through ``manage.py
+shell``) to create people, a real CT study and rooms.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -137,12 +139,35 @@ class Cluster:
         return (self.folder / f"daphne-{number}.log").read_text(errors="replace")
 
 
+def _postgres(database_url: str, *, create: bool) -> None:
+    """(Re)create or drop the PostgreSQL database named in *database_url* (the cluster's own)."""
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/")
+    if not name.startswith("clinicnet_"):
+        raise ValueError(f"refusing to drop and create {name!r}: the cluster's database name starts with clinicnet_")
+    maintenance = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(maintenance, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        if create:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
 @contextlib.contextmanager
-def cluster(folder: Path, servers: int = 2, **settings: str) -> Iterator[Cluster]:
-    """Redis, a migrated database and *servers* daphne processes; everything stopped afterwards."""
+def cluster(folder: Path, servers: int = 2, *, database_url: str | None = None, **settings: str) -> Iterator[Cluster]:
+    """Redis, a migrated database and *servers* daphne processes; everything stopped afterwards.
+
+    Without *database_url* the database is SQLite in *folder*; with one (PostgreSQL, a name
+    starting with ``clinicnet_``) that database is created empty and dropped at the end.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     redis_port = free_port()
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+    if database_url:
+        _postgres(database_url, create=True)
+        env["DATABASE_URL"] = database_url
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "clinicnet.settings",
@@ -165,6 +190,8 @@ def cluster(folder: Path, servers: int = 2, **settings: str) -> Iterator[Cluster
         yield result
     finally:
         result.stop()
+        if database_url:
+            _postgres(database_url, create=False)
 
 
 def login(port: int, username: str, password: str = PASSWORD) -> str:
@@ -194,6 +221,7 @@ def seed(rooms: int, per_room: int, sessions: bool = False) -> None:
     from django.contrib.sessions.backends.db import SessionStore
 
     from coreading import services
+    from coreading.models import PALETTE, Participant
     from imaging.testing import make_study
     from institutions.models import Institution, Membership, Role, User
     from institutions.testing import make_institution
@@ -213,8 +241,13 @@ def seed(rooms: int, per_room: int, sessions: bool = False) -> None:
     for number in range(rooms):
         people = users[number * per_room : (number + 1) * per_room]
         room = services.room_create(actor=people[0], study=study, title=f"room {number}")
-        for person in people[1:]:
-            services.participant_invite(room=room, actor=people[0], who=person.username)
+        # Invited as participant_invite would (without a notification each: thousands for the idle run).
+        Participant.objects.bulk_create(
+            [
+                Participant(room=room, user=person, colour=PALETTE[index % len(PALETTE)], invited_by=people[0])
+                for index, person in enumerate(people[1:], start=1)
+            ]
+        )
         entry: dict[str, Any] = {"id": str(room.uuid), "users": [person.username for person in people]}
         if sessions:
             keys = []

@@ -24,6 +24,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q, QuerySet
@@ -399,14 +400,21 @@ class Entry:
     language: str
 
 
-def enter(user: User | object, room_id: str, *, request_address: str | None = None) -> Entry:
-    """The check at connect: Http404 when *user* may not be in the room, RoomClosed when it is closed."""
-    room = access_room(user, room_id)
-    assert isinstance(user, User)
-    if not room.is_open or (room.consultation is not None and not room.consultation.is_open):
-        raise RoomClosed(_("This room is closed."))
-    participant = _participant(room, user)
-    institution = _institution_of(user, room)
+def _audit_join(user: User, room: Room, request_address: str | None) -> None:
+    """Record that *user* entered *room*: one row per person and room every ``COREADING_JOIN_AUDIT_SECONDS``.
+
+    A browser reconnects after every network hiccup and server restart, and each tab is a
+    connection: one row per window says who was in which room, without a database write
+    on every connect. When the cache cannot answer, every entry is recorded.
+    """
+    window = settings.COREADING_JOIN_AUDIT_SECONDS
+    if window > 0:
+        try:
+            first = cache.add(f"coreading:audit:join:{user.pk}:{room.uuid}", 1, timeout=window)
+        except Exception:  # noqa: BLE001  (an unreachable cache must not cost an audit row)
+            first = True
+        if not first:
+            return
     audit_record(
         action="coreading.join",
         actor=user,
@@ -414,8 +422,19 @@ def enter(user: User | object, room_id: str, *, request_address: str | None = No
         object_type="coreading.room",
         object_id=str(room.uuid),
         address=request_address,
-        detail={"study": room.study.study_instance_uid},
+        detail={"study": room.study.study_instance_uid, **({"window": window} if window > 0 else {})},
     )
+
+
+def enter(user: User | object, room_id: str, *, request_address: str | None = None) -> Entry:
+    """The check at connect: Http404 when *user* may not be in the room, RoomClosed when it is closed."""
+    room = access_room(user, room_id)
+    assert isinstance(user, User)
+    if not room.is_open or (room.consultation is not None and not room.consultation.is_open):
+        raise RoomClosed(_("This room is closed."))
+    participant = _participant(room, user)  # a write only the first time someone enters a consultation's room
+    institution = _institution_of(user, room)
+    _audit_join(user, room, request_address)
     return Entry(
         room_pk=room.pk,
         room_id=str(room.uuid),

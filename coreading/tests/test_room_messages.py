@@ -142,6 +142,31 @@ async def test_viewport_and_pointer_messages_touch_no_database(
     await follower.disconnect()
 
 
+async def test_viewport_and_pointer_messages_wait_for_no_thread(
+    monkeypatch: pytest.MonkeyPatch, adhoc_room: Room, doctor: User, clerk: User
+) -> None:
+    """Channels' per-message hop to the sync thread (close_old_connections) is not taken on the hot path."""
+    import channels.consumer
+
+    leader, follower = await two_in(adhoc_room, doctor, clerk)
+    hops: list[int] = []
+    real = channels.consumer.aclose_old_connections
+
+    async def counting() -> None:
+        hops.append(1)
+        await real()
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counting)
+    for image in range(5):
+        await leader.send("viewport", viewport(image))
+        await leader.send("pointer", {"series": SERIES, "image": image, "x": 1.5, "y": 2.5}, id=None)
+    received = await follower.drain(quiet=0.3)
+    assert [m["type"] for m in received].count("viewport") == 5
+    assert hops == []
+    await leader.disconnect()
+    await follower.disconnect()
+
+
 async def test_only_the_leader_moves_the_view_until_it_hands_over(adhoc_room: Room, doctor: User, clerk: User) -> None:
     leader, follower = await two_in(adhoc_room, doctor, clerk)
     follower_conn = follower.seen[0]["data"]["you"]["conn"]
