@@ -176,7 +176,9 @@ def endpoint(*methods: str) -> Callable[[View], View]:
 def _drop_body(response: HttpResponseBase) -> None:
     """HEAD: the headers of GET, no body (not every server strips it)."""
     if isinstance(response, StreamingHttpResponse):
-        response.close()
+        # Not response.close(): that sends request_finished (closing the database
+        # connection) before the session middleware is done. The unstarted
+        # generator is closed with the response, as a resource closer.
         response.streaming_content = iter(())
     elif isinstance(response, HttpResponse):
         length = len(response.content)
