@@ -286,3 +286,7 @@ async def test_retrieve_streams_asynchronously_under_asgi(clinic: Institution, d
     frames = await client.get(f"{base}/frames/1,2")
     assert frames.is_async
     assert len(b"".join([chunk async for chunk in frames.streaming_content])) > 2 * 64 * 64 * 2
+    # The thread sync_to_async ran make_study in holds a connection; let the test database go.
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
