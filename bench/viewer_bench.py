@@ -192,7 +192,6 @@ WATERFALL = (
     ("series search (QIDO)", "/series?includefield"),
     ("series metadata", "/metadata"),
     ("first frame", "/frames/1"),
-    ("decode worker", "decodeImageFrameWorker"),
 )
 
 
