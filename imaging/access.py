@@ -12,9 +12,8 @@ Unknown and forbidden look the same: ``access_study`` raises Http404 for both.
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
-from django.utils import timezone
 
 from imaging.models import Study, StudyGrant
 from institutions import permissions
@@ -26,17 +25,25 @@ GRANTEE_ROLES = (Role.READER,)
 UPLOADER_ROLES = (Role.CLINIC_STAFF, Role.PHYSICIAN, Role.READER, Role.INSTITUTION_ADMIN)
 
 
+def _scopes(user: User | object) -> tuple[list[int], list[int]]:
+    """Ids of the user's active institutions, and of those where they read."""
+    rows = list(permissions.active_memberships(user).values_list("institution_id", "role"))
+    own = sorted({institution_id for institution_id, _role in rows})
+    reading = sorted({institution_id for institution_id, role in rows if role in GRANTEE_ROLES})
+    return own, reading
+
+
+def _granted_to(institution_ids: list[int]) -> QuerySet[StudyGrant]:
+    return StudyGrant.objects.active().filter(institution_id__in=institution_ids)
+
+
 def visible_studies(user: User | object) -> QuerySet[Study]:
     """Every study *user* may see (no ordering applied)."""
-    own = permissions.institutions_of(user)
-    granted_to = permissions.institutions_of(user, roles=GRANTEE_ROLES)
-    now = timezone.now()
-    active_grant = StudyGrant.objects.filter(
-        study=OuterRef("pk"),
-        institution__in=granted_to,
-        revoked_at__isnull=True,
-    ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-    return Study.objects.filter(Q(institution__in=own) | Q(Exists(active_grant)))
+    own, reading = _scopes(user)
+    condition = Q(institution_id__in=own)
+    if reading:
+        condition |= Q(pk__in=_granted_to(reading).values("study_id"))
+    return Study.objects.filter(condition)
 
 
 def can_see_study(user: User | object, study: Study) -> bool:
@@ -48,15 +55,17 @@ def access_study(user: User | object, study_instance_uid: str) -> Study:
 
     The same UID can exist at two institutions (each upload is its own
     study); the user's own institution's copy wins, then the oldest grant.
+    Two plain index lookups rather than one OR-ed query: this runs for every
+    frame the viewer fetches.
     """
-    own = set(permissions.institutions_of(user).values_list("pk", flat=True))
-    candidates = (
-        visible_studies(user).filter(study_instance_uid=study_instance_uid).select_related("institution", "patient")
-    )
-    studies = sorted(candidates, key=lambda study: (study.institution_id not in own, study.pk))
-    if not studies:
+    own, reading = _scopes(user)
+    studies = Study.objects.filter(study_instance_uid=study_instance_uid).select_related("institution", "patient")
+    study = studies.filter(institution_id__in=own).order_by("pk").first() if own else None
+    if study is None and reading:
+        study = studies.filter(pk__in=_granted_to(reading).values("study_id")).order_by("pk").first()
+    if study is None:
         raise Http404("No such study")
-    return studies[0]
+    return study
 
 
 def upload_institutions(user: User | object) -> QuerySet[Institution]:
