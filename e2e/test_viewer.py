@@ -45,9 +45,11 @@ def watch_errors(page: Any) -> list[str]:
 
 
 def wait_for_image(page: Any) -> None:
-    """The viewer and its first viewport are ready and an image has been drawn."""
+    """The viewer and its first viewport are ready, an image has been drawn and its overlay written."""
     page.wait_for_selector("#viewer[data-state=ready] .viewport-cell[data-cell='0'][data-state=ready]", timeout=30_000)
     page.wait_for_function("performance.getEntriesByName('clinicnet:first-image', 'mark').length > 0")
+    # The overlay follows the drawing by an animation frame.
+    page.wait_for_function("document.querySelector(\".viewport-cell[data-cell='0']\").dataset.window")
 
 
 def cell(page: Any) -> Any:
