@@ -8,8 +8,8 @@ Starts a private redis-server and daphne processes (coreading.cluster) on a
 dedicated PostgreSQL database (``--database``, created and dropped here; ``""``
 for SQLite in a temporary folder), seeds people, a real CT study and rooms, then
 connects every participant with the ``websockets`` client, ``--connect-rate`` a
-second (participant i of a room to server i mod N, so every room spans the
-processes). Each room's leader sends viewport changes at 10 Hz and pointer moves
+second (participant i of room r to server (i + r) mod N, so every room spans the
+processes and the leaders are spread over them). Each room's leader sends viewport changes at 10 Hz and pointer moves
 at 20 Hz; the others receive. Fan-out latency is measured from the send time
 carried in the message (the viewport's client id, the pointer's x coordinate) to
 its arrival at each other participant; only messages sent inside the measured
@@ -193,8 +193,8 @@ def worker(
         started = time.monotonic()
         # Staggered: the first of each room first (it leads), then the others, *delay* apart.
         for index in range(args.per_room):
-            for room in rooms:
-                port = ports[index % len(ports)]
+            for number, room in enumerate(rooms):
+                port = ports[(index + number) % len(ports)]  # leaders on every process, each room on all
                 tasks.append(asyncio.create_task(participant(port, room["id"], room["cookies"][index], args, stats)))
                 await asyncio.sleep(delay)
         while stats["joined"] < len(tasks):
@@ -240,6 +240,8 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def cluster_settings(args: argparse.Namespace) -> dict[str, str]:
     settings = {"CHANNEL_LAYER": args.layer}
+    if os.environ.get("BENCH_PYTHONPATH"):
+        settings["PYTHONPATH"] = os.environ["BENCH_PYTHONPATH"]
     if args.database:
         settings["DATABASE_POOL"] = "true" if args.pool else "false"
     return settings

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 
@@ -39,6 +41,14 @@ async def _round_trip() -> None:
     message = await layer.receive(channel)
     if message.get("type") != "healthz.ping":
         raise RuntimeError("channel layer returned another message")
+    # The pub/sub layer (the default) keeps a channel subscribed until a receive on it is
+    # cancelled (it has no "delete channel"): without this, every health check would leave one
+    # Redis subscription behind in the web process.
+    pending = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(0)
+    pending.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await pending
 
 
 def _check_channel_layer() -> None:

@@ -138,9 +138,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = envstr("REDIS_URL")
 if REDIS_URL:
-    # CHANNEL_LAYER=redis-pubsub uses Redis pub/sub (RedisPubSubChannelLayer) instead of the
-    # list-based RedisChannelLayer; bench/README.md (co-reading) has the figures for both.
-    if envstr("CHANNEL_LAYER", "redis") == "redis-pubsub":
+    # Redis pub/sub (RedisPubSubChannelLayer) by default: under co-reading load it delivered 8×
+    # the messages of the list-based RedisChannelLayer (CHANNEL_LAYER=redis), which dropped most
+    # pointers at its channel capacity; bench/README.md (co-reading) has the figures for both.
+    if envstr("CHANNEL_LAYER", "redis-pubsub") == "redis-pubsub":
         CHANNEL_LAYERS = {
             "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
         }

@@ -278,9 +278,13 @@ class RedisStore:
             await self._run(pipe.execute())
 
     async def presence_touch(self, room: str, conn: str, entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        """Refresh *conn*'s entry; the whole presence back (to find the expired)."""
-        await self.presence_set(room, conn, entry)
-        raw = await self._run(self._client().hgetall(self._key(room, "presence")))
+        """Refresh *conn*'s entry; the whole presence back (to find the expired). One round trip."""
+        key = self._key(room, "presence")
+        async with self._client().pipeline(transaction=False) as pipe:
+            pipe.hset(key, conn, json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
+            pipe.expire(key, settings.COREADING_ROOM_TTL)
+            pipe.hgetall(key)
+            _set, _expire, raw = await self._run(pipe.execute())
         return {c: json.loads(e) for c, e in raw.items()}
 
     async def presence_remove(self, room: str, conn: str) -> bool:

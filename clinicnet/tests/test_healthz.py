@@ -25,3 +25,24 @@ def test_a_failing_dependency_makes_it_503_and_says_which() -> None:
     assert body["status"] == "unavailable"
     assert body["checks"]["storage"] == {"ok": False, "error": "OSError: disk full"}
     assert body["checks"]["database"]["ok"] is True
+
+
+def test_health_checks_leave_no_channel_subscribed() -> None:
+    """With the pub/sub layer (production), each check's channel is unsubscribed again."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from clinicnet.health import _round_trip
+
+    layer = get_channel_layer()
+    if not hasattr(layer, "_get_layer"):
+        pytest.skip("only the Redis pub/sub layer keeps channels subscribed")
+
+    async def checks() -> int:
+        for _check in range(3):
+            await _round_trip()
+        held = len(layer._get_layer().channels)
+        await layer.flush()
+        return held
+
+    assert async_to_sync(checks)() == 0

@@ -30,6 +30,7 @@ print(json.dumps({
 CONFIG_NAMES = (
     "DATABASE_URL",
     "REDIS_URL",
+    "CHANNEL_LAYER",
     "TASK_MODE",
     "DEBUG",
     "SECRET_KEY",
@@ -72,10 +73,12 @@ def test_database_and_redis_urls_switch_to_the_production_shape(tmp_path: Path) 
     )
     assert config["db"] == "django.db.backends.postgresql"
     assert config["db_name"] == "clinicnet"
-    assert config["layer"] == "channels_redis.core.RedisChannelLayer"
+    assert config["layer"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
     assert config["task_mode"] == "celery"
     assert config["eager"] is False
     assert config["broker"] == "redis://cache:6379/0"
+    listed = settings_with(tmp_path, REDIS_URL="redis://cache:6379/0", CHANNEL_LAYER="redis")
+    assert listed["layer"] == "channels_redis.core.RedisChannelLayer"
 
 
 def test_secrets_debug_storage_and_cookies_can_be_set(tmp_path: Path) -> None:
