@@ -62,6 +62,10 @@ def test_a_clerk_uploads_a_cd_folder_and_sees_the_study_become_ready(new_page, t
     page2 = watcher
     page2.wait_for_selector(".preview img")
     images = page2.locator(".preview img")
-    assert images.count() >= 1
-    widths = page2.evaluate("Array.from(document.querySelectorAll('.preview img')).map(i => i.naturalWidth)")
-    assert all(width > 0 for width in widths)
+    assert images.count() == 3
+    # Every preview image loads (they are lazy: bring them into view).
+    images.last.scroll_into_view_if_needed()
+    page2.wait_for_function(
+        "Array.from(document.querySelectorAll('.preview img')).every(i => i.complete && i.naturalWidth > 0)",
+        timeout=20_000,
+    )
