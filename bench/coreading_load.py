@@ -240,8 +240,6 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def cluster_settings(args: argparse.Namespace) -> dict[str, str]:
     settings = {"CHANNEL_LAYER": args.layer}
-    if os.environ.get("BENCH_PYTHONPATH"):
-        settings["PYTHONPATH"] = os.environ["BENCH_PYTHONPATH"]
     if args.database:
         settings["DATABASE_POOL"] = "true" if args.pool else "false"
     return settings
@@ -405,7 +403,13 @@ def idle(args: argparse.Namespace) -> None:
             for room, cookie in cookies:
                 pending.append(asyncio.create_task(idle_client(local.ports[0], room, cookie, stats)))
                 await asyncio.sleep(1 / args.connect_rate)
-            clients = await asyncio.gather(*pending)
+            outcomes = await asyncio.gather(*pending, return_exceptions=True)
+            clients = [outcome for outcome in outcomes if isinstance(outcome, IdleClient)]
+            failed = collections.Counter(
+                type(outcome).__name__ + f" {outcome}"[:80]
+                for outcome in outcomes
+                if not isinstance(outcome, IdleClient)
+            )
             connect_time = time.monotonic() - started
             joined_rss = server.memory_info().rss / 2**20
             server.cpu_percent(None)
@@ -433,6 +437,7 @@ def idle(args: argparse.Namespace) -> None:
                 "answered": len(done),
                 "probe": probe,
                 "closed": dict(closed),
+                "failed": dict(failed),
                 "load_start": load_start,
                 "load_end": load_end,
             }
@@ -448,7 +453,10 @@ def idle(args: argparse.Namespace) -> None:
         f"idle participants           {args.idle} joined to one daphne process ({args.idle // 5} rooms × 5), "
         f"layer {args.layer}, {'PostgreSQL' if args.database else 'SQLite'}"
     )
-    print(f"connected and joined in     {result['connect_time']:.1f} s ({stats['retries']} handshakes retried)")
+    print(
+        f"connected and joined in     {result['connect_time']:.1f} s ({stats['retries']} handshakes retried); "
+        f"could not join: {result['failed'] or 0}"
+    )
     print(
         f"held for {args.duration:.0f} s, then pinged   {result['answered']} of {args.idle} answered "
         f"(all within {result['probe']:.1f} s); closed by the server: {result['closed'] or 0}"

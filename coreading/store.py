@@ -141,6 +141,11 @@ return 1
 """
 
 
+# Connections to the store per process, and how long a command waits for one when all are busy.
+POOL_SIZE = 50
+POOL_WAIT_SECONDS = 10
+
+
 class RedisStore:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -153,9 +158,21 @@ class RedisStore:
         loop = asyncio.get_running_loop()
         client = self._clients.get(id(loop))
         if client is None:
-            client = aioredis.Redis.from_url(
-                self.url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=10, decode_responses=True
+            # A blocking pool: when every connection is busy (a process holding thousands of
+            # connections, all joining or beating at once) a command waits for one instead of
+            # failing with "Too many connections" (redis-py's default pool), which closed sockets
+            # with 4503. The socket timeout is generous: under CPU load the event loop itself can
+            # be late to read an answer that Redis sent long ago.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url,
+                max_connections=POOL_SIZE,
+                timeout=POOL_WAIT_SECONDS,
+                socket_timeout=5,
+                socket_connect_timeout=2,
+                health_check_interval=10,
+                decode_responses=True,
             )
+            client = aioredis.Redis(connection_pool=pool)
             self._clients = {id(loop): client}
         return client
 
