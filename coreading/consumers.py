@@ -53,6 +53,19 @@ except ImportError:  # pragma: no cover - redis is a dependency
     pass
 
 
+def in_thread(function: Any) -> Any:
+    """*function* (synchronous, reaching the database) as a coroutine function run in a thread pool.
+
+    Not on the process's one thread for synchronous code (``database_sync_to_async``'s
+    default): Channels authenticates every new websocket there, before its handshake may
+    complete (daphne drops handshakes not accepted within 5 s). With joins, snapshots and
+    the periodic access re-checks of thousands of connections on that same thread, new
+    connections queued behind them until their handshakes were dropped (bench/README.md).
+    Each call is self-contained (its own transaction), so any thread will do.
+    """
+    return database_sync_to_async(function, thread_sensitive=False)
+
+
 class Bucket:
     """A token bucket: *rate* a second, bursts up to *burst*."""
 
@@ -86,7 +99,7 @@ class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is
         handler: a hop to the process's one thread for synchronous code, for every viewport
         and pointer of every connection. Under load that thread becomes the queue all
         messages wait in (seconds behind joins and database work; bench/README.md). Every
-        database call here goes through ``database_sync_to_async``, which closes old
+        database call here goes through ``in_thread`` (``database_sync_to_async``), which closes old
         connections itself, so the hop buys nothing.
         """
         handler = getattr(self, get_handler_name(message), None)
@@ -130,7 +143,7 @@ class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is
             await self.close(code=protocol.CLOSE_NOT_FOUND)
             return
         try:
-            self.entry = await database_sync_to_async(services.enter)(user, room_id)
+            self.entry = await in_thread(services.enter)(user, room_id)
         except Http404:
             await self.close(code=protocol.CLOSE_NOT_FOUND)
             return
@@ -239,7 +252,7 @@ class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is
 
     async def _seed(self) -> int:
         assert self.entry is not None
-        return int(await database_sync_to_async(services.max_seq)(self.entry.room_pk))
+        return int(await in_thread(services.max_seq)(self.entry.room_pk))
 
     def _dedupe(self, message_id: str | None) -> str | None:
         return f"{self.entry.user_id}:{message_id}" if message_id and self.entry else None
@@ -362,7 +375,7 @@ class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is
         assert self.entry is not None
         # The store first: what the database holds is at least as new as that number.
         state = await self.store.state(self.entry.room_id, seed=self._seed)
-        persisted = await database_sync_to_async(services.snapshot)(self.entry.room_pk)
+        persisted = await in_thread(services.snapshot)(self.entry.room_pk)
         now = now_ms()
         participants = [
             self._participant(entry)
@@ -444,12 +457,12 @@ class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is
 
     async def on_chat(self, message: protocol.ClientMessage) -> None:
         assert self.entry is not None and message.id is not None
-        existing = await database_sync_to_async(services.chat_existing)(self.entry, message.id)
+        existing = await in_thread(services.chat_existing)(self.entry, message.id)
         if existing is not None:
             await self._send("ack", {"seq": existing.seq, "duplicate": True}, message.id)
             return
         seq = await self._allocate()
-        stored = await database_sync_to_async(services.chat_add)(
+        stored = await in_thread(services.chat_add)(
             self.entry, client_id=message.id, text=message.data["text"], seq=seq
         )
         if stored is None:  # the same message raced in through another connection
@@ -459,12 +472,12 @@ class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is
 
     async def on_annotation_create(self, message: protocol.ClientMessage) -> None:
         assert self.entry is not None and message.id is not None
-        existing = await database_sync_to_async(services.annotation_existing)(self.entry, message.id)
+        existing = await in_thread(services.annotation_existing)(self.entry, message.id)
         if existing is not None:
             await self._send("ack", {"seq": existing.seq, "duplicate": True}, message.id)
             return
         seq = await self._allocate()
-        stored = await database_sync_to_async(services.annotation_create)(
+        stored = await in_thread(services.annotation_create)(
             self.entry, client_id=message.id, data=message.data, seq=seq
         )
         if stored is None:
@@ -475,7 +488,7 @@ class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is
     async def on_annotation_update(self, message: protocol.ClientMessage) -> None:
         assert self.entry is not None
         data = message.data
-        current = await database_sync_to_async(services.annotation_get)(self.entry, data["annotation"])
+        current = await in_thread(services.annotation_get)(self.entry, data["annotation"])
         if current is None:
             raise ProtocolError(protocol.NOT_FOUND, _("There is no such annotation in this room."), message.id)
         if current.version != data["version"]:
@@ -491,7 +504,7 @@ class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is
         if "text" in data:
             changes["text"] = data["text"]
         seq = await self._allocate()
-        outcome, annotation = await database_sync_to_async(services.annotation_update)(
+        outcome, annotation = await in_thread(services.annotation_update)(
             self.entry, annotation_id=data["annotation"], version=data["version"], changes=changes, seq=seq
         )
         if outcome == "not_found" or annotation is None:
@@ -504,7 +517,7 @@ class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is
         await self._persisted("annotation.updated", annotation, seq, message.id)
 
     async def _conflict(self, current: Any, message_id: str | None) -> None:
-        annotation = await database_sync_to_async(services.annotation_json)(current)
+        annotation = await in_thread(services.annotation_json)(current)
         await self._send_error(
             protocol.CONFLICT, _("Someone changed this annotation first."), message_id, annotation=annotation
         )
@@ -512,13 +525,11 @@ class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is
     async def on_annotation_delete(self, message: protocol.ClientMessage) -> None:
         assert self.entry is not None
         annotation_id = message.data["annotation"]
-        current = await database_sync_to_async(services.annotation_get)(self.entry, annotation_id)
+        current = await in_thread(services.annotation_get)(self.entry, annotation_id)
         if current is None:
             raise ProtocolError(protocol.NOT_FOUND, _("There is no such annotation in this room."), message.id)
         seq = await self._allocate()
-        version = await database_sync_to_async(services.annotation_delete)(
-            self.entry, annotation_id=annotation_id, seq=seq
-        )
+        version = await in_thread(services.annotation_delete)(self.entry, annotation_id=annotation_id, seq=seq)
         if version is None:
             raise ProtocolError(protocol.NOT_FOUND, _("There is no such annotation in this room."), message.id)
         await self._persisted("annotation.deleted", {"annotation": annotation_id, "version": version}, seq, message.id)
@@ -571,13 +582,13 @@ class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is
     async def _save_viewport(self) -> None:
         assert self.entry is not None
         if self.viewport is not None:
-            await database_sync_to_async(services.save_viewport)(self.entry.room_pk, self.viewport)
+            await in_thread(services.save_viewport)(self.entry.room_pk, self.viewport)
         self.viewport_dirty = False
         self.viewport_saved = time.monotonic()
 
     async def _recheck(self) -> None:
         assert self.entry is not None
-        allowed = await database_sync_to_async(services.still_allowed)(self.entry.user_id, self.entry.room_pk)
+        allowed = await in_thread(services.still_allowed)(self.entry.user_id, self.entry.room_pk)
         if not allowed:
             await self._close(protocol.CLOSE_ACCESS_ENDED, "access")
 

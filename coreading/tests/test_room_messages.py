@@ -126,9 +126,9 @@ async def test_viewport_and_pointer_messages_touch_no_database(
     calls: list[str] = []
     real = consumers.database_sync_to_async
 
-    def counting(function: Any) -> Any:
+    def counting(function: Any, **options: Any) -> Any:
         calls.append(getattr(function, "__name__", "?"))
-        return real(function)
+        return real(function, **options)
 
     monkeypatch.setattr(consumers, "database_sync_to_async", counting)
     for image in range(10):
@@ -165,6 +165,34 @@ async def test_viewport_and_pointer_messages_wait_for_no_thread(
     assert hops == []
     await leader.disconnect()
     await follower.disconnect()
+
+
+async def test_joining_does_its_database_work_off_the_thread_new_connections_authenticate_on(
+    monkeypatch: pytest.MonkeyPatch, adhoc_room: Room, doctor: User
+) -> None:
+    import threading
+
+    from coreading import services
+
+    # Channels' AuthMiddleware looks users up on asgiref's one thread for synchronous code.
+    auth_thread = await sync_to_async(threading.get_ident)()
+    threads: list[int] = []
+    real_enter, real_snapshot = services.enter, services.snapshot
+
+    def enter(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return real_enter(*args, **kwargs)
+
+    def snapshot(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return real_snapshot(*args, **kwargs)
+
+    monkeypatch.setattr(services, "enter", enter)
+    monkeypatch.setattr(services, "snapshot", snapshot)
+    participant = await Participant.connect(doctor, str(adhoc_room.uuid))
+    await participant.join()
+    assert len(threads) == 2 and auth_thread not in threads
+    await participant.disconnect()
 
 
 async def test_only_the_leader_moves_the_view_until_it_hands_over(adhoc_room: Room, doctor: User, clerk: User) -> None:
