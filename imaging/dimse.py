@@ -75,7 +75,9 @@ from pydicom.uid import (
 )
 from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.association import Association
-from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  (generated at import time)
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.events import EventHandlerType
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # generated at import time
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
 from clinicnet.audit.services import audit_record
@@ -207,10 +209,11 @@ class _RequestHandler(RequestHandler):
         assoc.acceptor.supported_contexts = deepcopy(self.server.contexts)
         assoc.requestor.address_info = self.remote
         for event, handlers in self.server._handlers.items():
-            if event.is_intervention and handlers:
-                assoc.bind(event, *handlers)
-            elif isinstance(event, evt.NotificationEvent):
-                for handler, args in handlers:  # type: ignore[misc]  (notification handlers are a list)
+            if isinstance(handlers, tuple):  # an intervention event: one (handler, args)
+                if handlers:
+                    assoc.bind(event, *handlers)
+            else:  # a notification event: a list of (handler, args)
+                for handler, args in handlers:
                     assoc.bind(event, handler, args)
         return assoc
 
@@ -235,7 +238,8 @@ def _reject(event: evt.Event, calling_ae: str, address: str, diagnostic: int, wh
 def handle_requested(event: evt.Event) -> None:
     """Map the calling AE title to an institution, or refuse the association."""
     assoc = event.assoc
-    calling_ae = str(assoc.requestor.primitive.calling_ae_title).strip()
+    request = assoc.requestor.primitive
+    calling_ae = str(request.calling_ae_title).strip() if request is not None else ""
     address = assoc.requestor.address
     registered = AETitle.objects.select_related("institution").filter(ae_title=calling_ae).first()
     if registered is None:
@@ -251,19 +255,21 @@ def handle_requested(event: evt.Event) -> None:
         actor_label=f"AE {calling_ae}",
         address=address,
     )
-    assoc.clinicnet = _AssociationState(calling_ae, address, institution, session)
+    if isinstance(assoc, _ClinicNetAssociation):
+        assoc.clinicnet = _AssociationState(calling_ae, address, institution, session)
     logger.info("DIMSE: association from AE %r at %s for institution %s", calling_ae, address, institution.code)
 
 
 def handle_store(event: evt.Event) -> Dataset:
     """Ingest one instance; answer with the status of its outcome."""
-    state: _AssociationState | None = event.assoc.clinicnet
-    if state is None:  # cannot happen: unknown peers never get an association
+    assoc, request = event.assoc, event.request
+    state = assoc.clinicnet if isinstance(assoc, _ClinicNetAssociation) else None
+    if state is None or not isinstance(request, C_STORE):  # cannot happen: unknown peers get no association
         return _status(Status.PROCESSING_FAILURE, "no session")
     try:
         data = event.encoded_dataset()
         state.received_bytes += len(data)
-        result = state.session.add_bytes(data, name=f"AE {state.calling_ae}: {event.request.AffectedSOPInstanceUID}")
+        result = state.session.add_bytes(data, name=f"AE {state.calling_ae}: {request.AffectedSOPInstanceUID}")
         if len(state.session.results) - state.flushed >= FLUSH_EVERY:
             # A modality sends a whole study on one association: start its
             # previews (and tell the pages) as it goes, not only at the end.
@@ -331,12 +337,13 @@ def make_ae(ae_title: str | None = None) -> AE:
     ae.maximum_pdu_size = MAX_PDU_BYTES
     ae.maximum_associations = settings.DICOM_SCP_MAX_ASSOCIATIONS
     for context in AllStoragePresentationContexts:
-        ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
+        if context.abstract_syntax:
+            ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
     ae.add_supported_context(Verification)
     return ae
 
 
-HANDLERS = [(evt.EVT_REQUESTED, handle_requested), (evt.EVT_C_STORE, handle_store)]
+HANDLERS: list[EventHandlerType] = [(evt.EVT_REQUESTED, handle_requested), (evt.EVT_C_STORE, handle_store)]
 
 
 def start_scp(
