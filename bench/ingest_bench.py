@@ -663,7 +663,7 @@ def profiled(pid: int, output: Path, enabled: bool) -> Iterator[None]:
         return
     py_spy = Path(PYTHON).parent / "py-spy"
     if not py_spy.exists():
-        raise SystemExit("--profile needs py-spy in the venv: .venv/bin/pip install py-spy")
+        raise SystemExit("--profile needs py-spy in the venv: .venv/bin/pip install py-spy==0.4.3")
     recorder = subprocess.Popen(
         [str(py_spy), "record", "-p", str(pid), "-o", str(output), "-f", "raw", "-r", "250", "--nonblocking"],
         stdout=subprocess.DEVNULL,
