@@ -21,4 +21,4 @@ RUN python manage.py compilemessages --ignore=.venv -v0 \
 USER clinicnet
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --retries=5 CMD curl -fsS http://127.0.0.1:8000/healthz || exit 1
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "clinicnet.asgi:application"]
+CMD ["python", "manage.py", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -16,7 +16,7 @@ run: setup
 	@echo ""
 	@echo "ClinicNet is starting on http://$(HOST):$(PORT)/  (stop with Ctrl-C)"
 	@echo ""
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) clinicnet.asgi:application
+	$(PY) manage.py serve --host $(HOST) --port $(PORT)
 
 test: setup test-system-deps lint frontend-test
 	$(PY) -m pytest

@@ -41,7 +41,6 @@ CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -113,7 +112,7 @@ if DATABASE_URL:
     DATABASES = {"default": _env.db_url_config(DATABASE_URL)}
     DATABASES["default"]["CONN_MAX_AGE"] = envint("DATABASE_CONN_MAX_AGE", 0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    # Under ASGI (daphne) each request runs in a thread of its own, so CONN_MAX_AGE
+    # Under ASGI each request runs in a thread of its own, so CONN_MAX_AGE
     # cannot keep a connection across requests; a psycopg pool can (DATABASE_POOL=true).
     if envbool("DATABASE_POOL", False):
         DATABASES["default"]["CONN_MAX_AGE"] = 0

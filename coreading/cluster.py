@@ -4,7 +4,7 @@
 A private ``redis-server`` on a free port (never the machine's shared Redis on
 6379), a fresh data folder with its own SQLite database — or, given
 ``database_url``, a dedicated PostgreSQL database created for the cluster and
-dropped afterwards — and N daphne processes serving
+dropped afterwards — and N web processes (`manage.py serve`) serving
 ``clinicnet.asgi:application`` with the Redis channel layer and the Redis
 co-reading store. ``seed`` runs inside that environment (through ``manage.py
 shell``) to create people, a real CT study and rooms.
@@ -111,9 +111,9 @@ class Cluster:
     def start_servers(self, count: int) -> None:
         for number in range(count):
             port = free_port()
-            log = open(self.folder / f"daphne-{number}.log", "wb")
+            log = open(self.folder / f"web-{number}.log", "wb")
             server = subprocess.Popen(
-                [str(Path(PYTHON).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port), "clinicnet.asgi:application"],
+                [PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
                 cwd=BASE_DIR,
                 env=self.env,
                 stdout=log,
@@ -136,7 +136,7 @@ class Cluster:
         self.stop_redis()
 
     def server_log(self, number: int) -> str:
-        return (self.folder / f"daphne-{number}.log").read_text(errors="replace")
+        return (self.folder / f"web-{number}.log").read_text(errors="replace")
 
 
 def _postgres(database_url: str, *, create: bool) -> None:
@@ -157,7 +157,7 @@ def _postgres(database_url: str, *, create: bool) -> None:
 
 @contextlib.contextmanager
 def cluster(folder: Path, servers: int = 2, *, database_url: str | None = None, **settings: str) -> Iterator[Cluster]:
-    """Redis, a migrated database and *servers* daphne processes; everything stopped afterwards.
+    """Redis, a migrated database and *servers* web processes; everything stopped afterwards.
 
     Without *database_url* the database is SQLite in *folder*; with one (PostgreSQL, a name
     starting with ``clinicnet_``) that database is created empty and dropped at the end.

@@ -1,7 +1,7 @@
 """End-to-end fixtures: a real ClinicNet server and Debian's Chromium.
 
 The server is started as its own process, exactly as `make run` starts it
-(daphne, ASGI), on a fresh database: a SQLite file in a temporary folder, or,
+(`manage.py serve`: uvicorn, ASGI), on a fresh database: a SQLite file in a temporary folder, or,
 when DATABASE_URL is set, a new PostgreSQL database on that server that is
 dropped afterwards. With REDIS_URL set, a Celery worker is started too, so
 the browser tests exercise the production shape in CI.
@@ -131,12 +131,15 @@ def server() -> Iterator[Server]:
         processes.append(
             subprocess.Popen(
                 [
-                    str(Path(sys.executable).parent / "daphne"),
-                    "-b",
+                    sys.executable,
+                    "manage.py",
+                    "serve",
+                    "--host",
                     "127.0.0.1",
-                    "-p",
+                    "--port",
                     str(port),
-                    "clinicnet.asgi:application",
+                    "--log-level",
+                    "warning",
                 ],
                 cwd=ROOT,
                 env=env,
