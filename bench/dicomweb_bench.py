@@ -19,7 +19,7 @@ What it does:
 3. Loads the same files into both servers: ClinicNet through the one ingest
    path (``IngestSession``, previews rendered as the preview task does),
    Orthanc through its REST API (``POST /instances``).
-4. Starts ClinicNet with daphne (the production ASGI server) and Orthanc
+4. Starts ClinicNet with `manage.py serve` (uvicorn, the production ASGI server) and Orthanc
    (``apt-get install orthanc orthanc-dicomweb`` when missing, config from
    ``bench/orthanc/dicomweb.json``, temporary storage) on loopback ports,
    and times the same requests against both, interleaved, with one
@@ -284,7 +284,7 @@ def clinicnet_server(data_dir: Path) -> Iterator[str]:
     }
     env.pop("REDIS_URL", None)
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port), "clinicnet.asgi:application"],
+        [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,

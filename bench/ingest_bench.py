@@ -480,23 +480,17 @@ def our_scp(env: dict[str, str], workdir: Path) -> Iterator[Server]:
 
 
 def web_servers() -> list[str]:
-    """daphne (what ClinicNet runs), and uvicorn when it can be imported (for comparison)."""
-    import importlib.util
-
-    return ["daphne"] + (["uvicorn"] if importlib.util.find_spec("uvicorn") else [])
+    """The web server ClinicNet runs (`manage.py serve`: uvicorn)."""
+    return ["serve"]
 
 
 @contextlib.contextmanager
-def our_web(env: dict[str, str], workdir: Path, processes: int = 2, server: str = "daphne") -> Iterator[list[Server]]:
+def our_web(env: dict[str, str], workdir: Path, processes: int = 2, server: str = "serve") -> Iterator[list[Server]]:
     servers = []
     try:
         for index in range(processes):
             port = free_port()
-            if server == "daphne":
-                args = [str(Path(PYTHON).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port)]
-            else:
-                args = [PYTHON, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-            args.append("clinicnet.asgi:application")
+            args = [PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
             log = workdir / f"{server}{index}.log"
             servers.append(Server(f"{server}{index}", args, env, port=port, log=log).start())
         yield servers

@@ -10,7 +10,7 @@ Run from the repository root after ``make frontend``::
 It writes a study of 512 × 512 slices with ``bench.make_ct_study``, starts a
 fresh ClinicNet exactly as the browser tests do (migrate, collectstatic,
 ``load_demo`` for the accounts, ``import_dicom`` for the study — the one ingest
-path — then daphne) on a temporary SQLite database, or on a new PostgreSQL
+path — then `manage.py serve`) on a temporary SQLite database, or on a new PostgreSQL
 database created on the server of ``--database-url`` and dropped afterwards,
 signs in as ``doctor`` and opens ``/studies/<uid>/viewer/`` in Debian's
 Chromium through Playwright.
@@ -141,10 +141,19 @@ def clinicnet(study_folder: Path, database_url: str | None, log: Path) -> Iterat
         started = time.monotonic()
         _manage(env, "import_dicom", str(study_folder), "--institution", CLINIC_CODE, "--no-progress")
         print(f"server: study imported in {time.monotonic() - started:.1f} s", file=sys.stderr)
-        daphne = str(Path(sys.executable).parent / "daphne")
         with log.open("wb") as out:
             server = subprocess.Popen(
-                [daphne, "-b", "127.0.0.1", "-p", str(port), "clinicnet.asgi:application"],
+                [
+                    sys.executable,
+                    "manage.py",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                ],
                 cwd=ROOT,
                 env=env,
                 stdout=out,
