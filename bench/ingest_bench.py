@@ -18,12 +18,12 @@ What it does, all on this machine and on loopback:
   and against Orthanc (started with ``TCP_NODELAY=1`` so that its DCMTK SCP disables Nagle);
 * **STOW-RS**, batches of 50 instances per request on one keep-alive connection per client:
   one client, then four concurrent client processes (one study each), against our
-  ``POST /dicomweb/studies`` (two daphne processes — the production shape is several behind
+  ``POST /dicomweb/studies`` (two web processes — the production shape is several behind
   nginx; client *i* talks to process *i* mod 2) and Orthanc's ``POST /dicom-web/studies``;
 * **previews**: two Celery worker processes (one worker, ``--concurrency 2``) on the real
   Redis broker render a study uploaded while they run; prints the wall time from the end of
   the upload to the study being ``ready``, and the rendering cost per slice;
-* **memory**: a fresh daphne process takes a ≥ 1 GB zip (deflated copies of the study with
+* **memory**: a fresh web process takes a ≥ 1 GB zip (deflated copies of the study with
   new UIDs) through the web upload, ``POST /upload/files/``, signed in through the login
   form; prints the process's peak RSS (``VmHWM``).
 
@@ -848,7 +848,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(theirs)
         drop_queued_tasks(env)
         notes.append(
-            "ClinicNet STOW-RS runs in two daphne processes (client i → process i mod 2); "
+            "ClinicNet STOW-RS runs in two web processes (client i → process i mod 2); "
             "Orthanc in one process with 50 HTTP threads."
         )
 
