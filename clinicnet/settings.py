@@ -64,6 +64,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /dicomweb/ requests leave here for DICOMWEB_MIDDLEWARE below (imaging/dicomweb/middleware.py).
+    "imaging.dicomweb.middleware.DicomwebMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -82,6 +84,23 @@ MIDDLEWARE = [
     # Last, as django-axes asks, so that it sees the final login outcome.
     "axes.middleware.AxesMiddleware",
 ]
+# --- DICOMweb middleware (imaging/dicomweb/middleware.py) ----------------------------
+# The part of MIDDLEWARE that /dicomweb/ requests run through, in one thread (the viewer sends one
+# request per frame). Left out: static files, messages, django-axes (DICOMweb never signs anyone
+# in) and CsrfViewMiddleware (imaging/dicomweb/common.py checks CSRF on session-authenticated
+# writes itself). Keep the order of MIDDLEWARE; a new middleware that DICOMweb needs goes here too.
+DICOMWEB_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "clinicnet.sessions.SessionRenewalMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "institutions.middleware.ActiveAccessMiddleware",
+    "institutions.middleware.UserLanguageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+# --- End of DICOMweb middleware ---------------------------------------------------------
 
 ROOT_URLCONF = "clinicnet.urls"
 ASGI_APPLICATION = "clinicnet.asgi.application"
@@ -188,7 +207,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 MEDIA_ROOT = DATA_DIR / "storage"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATIC_URL = "/static/"
-STATICFILES_DIRS = [BASE_DIR / "clinicnet" / "static"]
+STATICFILES_DIRS: list[Path | tuple[str, Path]] = [BASE_DIR / "clinicnet" / "static"]
 # --- Viewer bundle (frontend/, built by `make frontend`) ---------------------
 # Vite writes content-hashed files and a manifest into frontend/dist/ (git-ignored);
 # collectstatic publishes them under /static/viewer/, the `base` in

@@ -45,7 +45,7 @@ class UploadApi(APIView):
         uploads = request.FILES.getlist("file")
         if not uploads:
             raise ParseError("No file was sent: use the multipart field “file” (repeat it for several files).")
-        code = request.data.get("institution") or None
+        code = request.POST.get("institution") or None
         results = []
         try:
             for upload in uploads:

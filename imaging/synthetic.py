@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 DX_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
@@ -34,12 +34,12 @@ def _base(
 ) -> Dataset:
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
     ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = uid(study_key, series_key, instance)
+    ds.SOPInstanceUID = UID(uid(study_key, series_key, instance))
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.ImplementationClassUID = uid("clinicnet", "implementation")
+    ds.file_meta.ImplementationClassUID = UID(uid("clinicnet", "implementation"))
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.PatientName = patient_name
     ds.PatientID = patient_id

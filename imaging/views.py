@@ -26,6 +26,7 @@ from imaging.ingest import EntryPoint, IngestResult, IngestSession, spool_dir
 from imaging.models import Instance, Series, Study
 from imaging.panels import study_panels
 from institutions.models import Institution
+from institutions.permissions import request_user
 
 PAGE_SIZE = 25
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -57,8 +58,8 @@ def ingest_uploaded_file(
         with IngestSession(
             institution=institution,
             entry_point=entry_point,
-            actor=request.user,
-            request=request,  # type: ignore[arg-type]
+            actor=request_user(request),
+            request=request,
         ) as session:
             for entry in expand_upload(path, name or upload.name or "upload"):
                 ingest_entry(session, entry)
@@ -100,7 +101,7 @@ def upload_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 def upload_file(request: HttpRequest) -> JsonResponse:
     """One file per request (the page sends files one by one for per-file progress)."""
-    if not request.content_type.startswith("multipart/form-data"):
+    if not (request.content_type or "").startswith("multipart/form-data"):
         return JsonResponse({"error": _("Send the file as multipart/form-data in the field “file”.")}, status=415)
     upload = request.FILES.get("file")
     if upload is None:

@@ -24,7 +24,9 @@ class InviteForm(forms.Form):
 
     def __init__(self, *args: Any, roles: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = [(value, label) for value, label in Role.choices if value in roles]
+        field = self.fields["role"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(value, label) for value, label in Role.choices if value in roles]
 
 
 class AcceptInvitationForm(forms.Form):

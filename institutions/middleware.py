@@ -13,13 +13,20 @@ from django.utils.translation import gettext as _
 
 from institutions import permissions
 
+# The signed-in user object of a request carries its active memberships as (institution id, role)
+# pairs, read here once, so that the study access check of the same request (imaging.access, run
+# for every frame the viewer fetches) does not read them again. Only this middleware sets it, on the
+# user object it loads for one request, so it never outlives that request.
+MEMBERSHIPS_ATTRIBUTE = "active_memberships_of_request"
+
 
 class ActiveAccessMiddleware:
     """Sign out a user who no longer has an active institution.
 
     Deactivated accounts are already anonymous (Django's backend refuses
     them); this covers the case where every membership or institution of the
-    user was switched off while they were signed in.
+    user was switched off while they were signed in. It reads the memberships
+    on every request, so switching one off cuts access on the next request.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -27,12 +34,17 @@ class ActiveAccessMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = request.user
-        if user.is_authenticated and not permissions.has_any_access(user):
+        if not user.is_authenticated:
+            return self.get_response(request)
+        rows = list(permissions.active_memberships(user).values_list("institution_id", "role"))
+        # With an active membership the user has access; without, only a platform admin has.
+        if not rows and not permissions.has_any_access(user):
             logout(request)
             if request.path.startswith(("/api/", "/dicomweb/")):
                 return HttpResponse(status=401)
             messages.error(request, _("Your account has no active institution any more. Ask your institution admin."))
             return redirect("login")
+        setattr(user, MEMBERSHIPS_ATTRIBUTE, rows)
         return self.get_response(request)
 
 

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import datetime
 
-from django.contrib.auth.models import AbstractUser, UserManager
+from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
@@ -34,10 +34,9 @@ class User(AbstractUser):
         ENGLISH = "en", "English"
 
     name = models.CharField(_("name"), max_length=150, blank=True)
+    # Required and unique (case-insensitively), unlike AbstractUser's optional e-mail.
     email = models.EmailField(_("email address"))
     language = models.CharField(_("language"), max_length=8, choices=Language.choices, default=Language.KOREAN)
-
-    objects = UserManager()
 
     REQUIRED_FIELDS = ["email"]
 
@@ -233,12 +232,14 @@ class Invitation(models.Model):
         return "pending"
 
     def get_status_display(self) -> str:
-        return {
-            "accepted": _("accepted"),
-            "revoked": _("revoked"),
-            "expired": _("expired"),
-            "pending": _("pending"),
-        }[self.status]
+        return str(
+            {
+                "accepted": _("accepted"),
+                "revoked": _("revoked"),
+                "expired": _("expired"),
+                "pending": _("pending"),
+            }[self.status]
+        )
 
     def is_usable(self, now: datetime | None = None) -> bool:
         now = now or timezone.now()

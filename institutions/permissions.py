@@ -18,19 +18,36 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db.models import QuerySet
-from django.http import Http404
+from django.http import Http404, HttpRequest
 
 from institutions.models import Institution, Membership, Role, User
 
 
+def _signed_in(user: User | object) -> User | None:
+    """*user* when it is an active, signed-in account (not AnonymousUser)."""
+    if isinstance(user, User) and user.is_authenticated and user.is_active:
+        return user
+    return None
+
+
+def request_user(request: HttpRequest) -> User:
+    """The signed-in user of a request behind ``login_required`` (never anonymous there)."""
+    user = request.user
+    if not isinstance(user, User):
+        raise Http404("Sign in first")
+    return user
+
+
 def is_platform_admin(user: User | object) -> bool:
-    return bool(getattr(user, "is_authenticated", False) and user.is_active and user.is_staff)  # type: ignore[attr-defined]
+    account = _signed_in(user)
+    return bool(account and account.is_staff)
 
 
 def active_memberships(user: User | object) -> QuerySet[Membership]:
-    if not getattr(user, "is_authenticated", False) or not user.is_active:  # type: ignore[attr-defined]
+    account = _signed_in(user)
+    if account is None:
         return Membership.objects.none()
-    return Membership.objects.filter(user=user, is_active=True, institution__is_active=True)
+    return Membership.objects.filter(user=account, is_active=True, institution__is_active=True)
 
 
 def institutions_of(user: User | object, roles: Iterable[str] | None = None) -> QuerySet[Institution]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 from django.test import Client
 
@@ -48,7 +49,7 @@ def make_user(*, username: str = "", name: str = "", **fields: object) -> User:
     return user
 
 
-def make_member(institution: Institution, role: str = Role.PHYSICIAN, **user_fields: object) -> User:
+def make_member(institution: Institution, role: str = Role.PHYSICIAN, **user_fields: Any) -> User:
     user = make_user(**user_fields)
     Membership.objects.create(user=user, institution=institution, role=role)
     return user

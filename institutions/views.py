@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import login
@@ -19,6 +20,7 @@ from institutions import permissions, services
 from institutions.csv_import import import_institutions_csv
 from institutions.forms import AcceptInvitationForm, ImportForm, InviteForm, ProfileForm
 from institutions.models import Institution, Invitation, Membership, User
+from institutions.permissions import request_user
 
 
 def _error_text(error: ValidationError | PermissionDenied) -> str:
@@ -52,14 +54,16 @@ def language_switch(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def profile(request: HttpRequest) -> HttpResponse:
-    form = ProfileForm(request.POST or None, instance=request.user)
+    form = ProfileForm(request.POST or None, instance=request_user(request))
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, _("Your profile was saved."))
         return redirect("profile")
     from institutions.tokens import tokens_of  # personal access tokens section
 
-    return render(request, "institutions/profile.html", {"form": form, "access_tokens": tokens_of(request.user)})
+    return render(
+        request, "institutions/profile.html", {"form": form, "access_tokens": tokens_of(request_user(request))}
+    )
 
 
 # --- Members of one institution -------------------------------------------------
@@ -71,10 +75,10 @@ def _members_context(request: HttpRequest, institution: Institution, invite_form
         .select_related("user")
         .order_by("user__name", "user__username")
     )
-    people: OrderedDict[int, dict[str, object]] = OrderedDict()
+    people: OrderedDict[int, dict[str, Any]] = OrderedDict()
     for membership in memberships:
         entry = people.setdefault(membership.user_id, {"user": membership.user, "memberships": []})
-        entry["memberships"].append(membership)  # type: ignore[union-attr]
+        entry["memberships"].append(membership)
     return {
         "institution": institution,
         "people": list(people.values()),
@@ -93,7 +97,7 @@ def institution_members(request: HttpRequest, code: str) -> HttpResponse:
         try:
             invitation, link = services.invitation_create(
                 request=request,
-                inviter=request.user,  # type: ignore[arg-type]
+                inviter=request_user(request),
                 institution=institution,
                 email=invite_form.cleaned_data["email"],
                 role=invite_form.cleaned_data["role"],
@@ -124,7 +128,7 @@ def membership_toggle(request: HttpRequest, code: str, membership_id: int) -> Ht
     try:
         services.membership_set_active(
             request=request,
-            actor=request.user,
+            actor=request_user(request),
             membership=membership,
             active=not membership.is_active,  # type: ignore[arg-type]
         )
@@ -141,7 +145,7 @@ def membership_add(request: HttpRequest, code: str, user_id: int) -> HttpRespons
     try:
         services.membership_add_role(
             request=request,
-            actor=request.user,
+            actor=request_user(request),
             institution=institution,
             user=user,
             role=request.POST.get("role", ""),  # type: ignore[arg-type]
@@ -157,7 +161,7 @@ def invitation_revoke(request: HttpRequest, code: str, invitation_id: int) -> Ht
     institution = permissions.institution_for_member_admin(request.user, code)
     invitation = get_object_or_404(Invitation, pk=invitation_id, institution=institution)
     try:
-        services.invitation_revoke(request=request, actor=request.user, invitation=invitation)  # type: ignore[arg-type]
+        services.invitation_revoke(request=request, actor=request_user(request), invitation=invitation)
     except (ValidationError, PermissionDenied) as error:
         messages.error(request, _error_text(error))
     return redirect("institution-members", code=code)
@@ -189,7 +193,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "POST":
         try:
             if request.user.is_authenticated:
-                user = services.invitation_accept(request=request, token=token, user=request.user)  # type: ignore[arg-type]
+                user = services.invitation_accept(request=request, token=token, user=request_user(request))
             elif existing:
                 raise ValidationError(_("An account with this e-mail address exists; sign in to accept."))
             elif form.is_valid():
@@ -252,7 +256,7 @@ def institution_toggle(request: HttpRequest, code: str) -> HttpResponse:
     institution = get_object_or_404(Institution, code=code)
     services.institution_set_active(
         request=request,
-        actor=request.user,
+        actor=request_user(request),
         institution=institution,
         active=not institution.is_active,  # type: ignore[arg-type]
     )
