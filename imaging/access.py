@@ -12,11 +12,15 @@ Unknown and forbidden look the same: ``access_study`` raises Http404 for both.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from imaging.models import Study, StudyGrant
 from institutions import permissions
+from institutions.middleware import MEMBERSHIPS_ATTRIBUTE
 from institutions.models import Institution, Role, User
 
 # Roles that may read a study granted to their institution.
@@ -27,7 +31,10 @@ UPLOADER_ROLES = (Role.CLINIC_STAFF, Role.PHYSICIAN, Role.READER, Role.INSTITUTI
 
 def _scopes(user: User | object) -> tuple[list[int], list[int]]:
     """Ids of the user's active institutions, and of those where they read."""
-    rows = list(permissions.active_memberships(user).values_list("institution_id", "role"))
+    # ActiveAccessMiddleware has read them already for the user object of this request.
+    rows: list[tuple[int, str]] | None = getattr(user, MEMBERSHIPS_ATTRIBUTE, None)
+    if rows is None:
+        rows = list(permissions.active_memberships(user).values_list("institution_id", "role"))
     own = sorted({institution_id for institution_id, _role in rows})
     reading = sorted({institution_id for institution_id, role in rows if role in GRANTEE_ROLES})
     return own, reading
@@ -50,22 +57,70 @@ def can_see_study(user: User | object, study: Study) -> bool:
     return visible_studies(user).filter(pk=study.pk).exists()
 
 
-def access_study(user: User | object, study_instance_uid: str) -> Study:
-    """The study with this UID that *user* may see, or Http404.
+@dataclass(frozen=True)
+class StudyKey:
+    """The visible study as :func:`find_study` gives it: the columns a per-frame request needs."""
 
-    The same UID can exist at two institutions (each upload is its own
-    study); the user's own institution's copy wins, then the oldest grant.
-    Two plain index lookups rather than one OR-ed query: this runs for every
-    frame the viewer fetches.
+    pk: int
+    institution_id: int
+    study_instance_uid: str
+    created_at: datetime
+
+
+def _visible_copy(user: User | object, copies: list[tuple[int, int]]) -> int | None:
+    """Of the copies ``(pk, institution id)`` of one Study Instance UID, in pk order, the one *user* may see.
+
+    The same UID can exist at two institutions (each upload is its own study);
+    the user's own institution's copy wins, then the oldest grant.
     """
+    if not copies:
+        return None
     own, reading = _scopes(user)
-    studies = Study.objects.filter(study_instance_uid=study_instance_uid).select_related("institution", "patient")
-    study = studies.filter(institution_id__in=own).order_by("pk").first() if own else None
-    if study is None and reading:
-        study = studies.filter(pk__in=_granted_to(reading).values("study_id")).order_by("pk").first()
-    if study is None:
-        raise Http404("No such study")
-    return study
+    for pk, institution_id in copies:
+        if institution_id in own:
+            return pk
+    if reading:
+        granted = set(
+            _granted_to(reading).filter(study_id__in=[pk for pk, _i in copies]).values_list("study_id", flat=True)
+        )
+        for pk, _institution_id in copies:
+            if pk in granted:
+                return pk
+    return None
+
+
+def find_study(user: User | object, study_instance_uid: str) -> StudyKey:
+    """The key of the study with this UID that *user* may see, or Http404: :func:`access_study` without the row.
+
+    For DICOMweb's per-frame requests (the viewer sends one per slice): the
+    copies of the UID in one narrow query, the user's memberships (usually read
+    already by ``ActiveAccessMiddleware``), the grants only for a reader who
+    does not own a copy.
+    """
+    rows = list(
+        Study.objects.filter(study_instance_uid=study_instance_uid)
+        .order_by("pk")
+        .values_list("pk", "institution_id", "created_at")
+    )
+    pk = _visible_copy(user, [(row[0], row[1]) for row in rows])
+    for row_pk, institution_id, created_at in rows:
+        if row_pk == pk:
+            return StudyKey(row_pk, institution_id, study_instance_uid, created_at)
+    raise Http404("No such study")
+
+
+def access_study(user: User | object, study_instance_uid: str) -> Study:
+    """The study with this UID that *user* may see, or Http404 (see :func:`_visible_copy` for which copy)."""
+    copies = list(
+        Study.objects.filter(study_instance_uid=study_instance_uid)
+        .select_related("institution", "patient")
+        .order_by("pk")
+    )
+    pk = _visible_copy(user, [(study.pk, study.institution_id) for study in copies])
+    for study in copies:
+        if study.pk == pk:
+            return study
+    raise Http404("No such study")
 
 
 def upload_institutions(user: User | object) -> QuerySet[Institution]:

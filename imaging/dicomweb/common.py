@@ -34,9 +34,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
 from clinicnet.audit.services import audit_record
+from imaging.access import StudyKey
 from imaging.dicomweb import json_model
 from imaging.dicomweb.negotiation import NotAcceptable
 from imaging.models import Study
+from institutions.models import Institution
 from institutions.tokens import bearer_token, user_for_token
 
 View = TypeVar("View", bound=Callable[..., HttpResponseBase])
@@ -295,7 +297,7 @@ RETRIEVE_AUDIT_WINDOW_SECONDS = 300
 FILE_RESOURCES = frozenset({"study", "series", "instance"})
 
 
-def audit_retrieve(request: HttpRequest, study: Study, resource: str, **detail: str) -> None:
+def audit_retrieve(request: HttpRequest, study: Study | StudyKey, resource: str, **detail: str) -> None:
     """Record that the requester read *study*: one ``study.retrieve`` row per user, study and kind a window.
 
     The first request of a window writes the row (``detail.resource`` names it, ``detail.window``
@@ -313,10 +315,12 @@ def audit_retrieve(request: HttpRequest, study: Study, resource: str, **detail: 
             first = True
         if not first:
             return
+    # Per-frame requests know the study by its key alone; its institution is read only for the row.
+    institution = study.institution if isinstance(study, Study) else Institution.objects.get(pk=study.institution_id)
     audit_record(
         action="study.retrieve",
         request=request,
-        institution=study.institution,
+        institution=institution,
         object_type="study",
         object_id=study.study_instance_uid,
         detail={

@@ -3,8 +3,8 @@
 All pixels go through the one renderer, ``imaging.dicom.rendering``, so an
 image looks the same here, in previews and in thumbnails. The JPEG previews
 the preview task already stored (a series thumbnail, a preview per frame)
-are served as they are when they are exactly what was asked for: the same
-size, the file's own window, default quality.
+are served as they are, without decoding anything, when they are exactly
+what was asked for: the same size, the file's own window, default quality.
 
 Parameters: ``window=center,width[,linear|linear-exact|sigmoid]``,
 ``viewport=width,height`` (the rendered image fits inside, keeping its
@@ -24,7 +24,7 @@ from django.http.response import HttpResponseBase
 from django.utils.translation import gettext as _
 
 from imaging import storage
-from imaging.access import access_study
+from imaging.access import StudyKey, access_study
 from imaging.dicom.rendering import SUPPORTED_MEDIA_TYPES, RenderError, Window, encode_image, read_dataset, render_frame
 from imaging.dicomweb import multipart
 from imaging.dicomweb.common import (
@@ -37,8 +37,9 @@ from imaging.dicomweb.common import (
     set_validators,
     streaming_response,
 )
+from imaging.dicomweb.instances import StoredInstance
 from imaging.dicomweb.negotiation import choose, request_accept
-from imaging.dicomweb.wado import instances_of, parse_frame_list
+from imaging.dicomweb.wado import INSTANCE_FIELDS, instances_of, one_instance, parse_frame_list
 from imaging.models import Instance, Series, Study
 
 DEFAULT_QUALITY = 90
@@ -111,9 +112,13 @@ def _fit(size: tuple[int, int], viewport: tuple[int, int] | None) -> tuple[int, 
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
-def _stored_preview(instance: Instance, index: int, options: RenderOptions) -> str | None:
-    """The key of a stored preview that is exactly the requested image, if there is one."""
-    if not options.plain or instance.preview_status != Instance.PreviewStatus.READY:
+def _stored_preview(instance: StoredInstance, index: int, options: RenderOptions) -> str | None:
+    """The key where a preview that is exactly the requested image is stored once the preview task has made it.
+
+    Whether it is there is the file's own answer (it is written whole or not
+    at all), so the instance's preview status need not be read on every request.
+    """
+    if not options.plain:
         return None
     if not instance.columns or not instance.rows:
         return None
@@ -126,15 +131,15 @@ def _stored_preview(instance: Instance, index: int, options: RenderOptions) -> s
     return storage.preview_key(instance.storage_key, index) if _fit(size, options.viewport) == preview_size else None
 
 
-def render_instance_frame(instance: Instance, index: int, options: RenderOptions) -> bytes:
-    """One frame as JPEG or PNG: the stored preview when it fits, else rendered now."""
+def render_instance_frame(instance: StoredInstance, index: int, options: RenderOptions) -> bytes:
+    """One frame as JPEG or PNG: the stored preview when it fits and is there, else rendered now."""
     key = _stored_preview(instance, index, options)
     if key is not None:
         try:
             with storage.open_file(key) as handle:
                 return handle.read()
-        except (FileNotFoundError, OSError):
-            pass  # rendered below
+        except OSError:
+            pass  # not made (yet): rendered below
     try:
         with storage.local_path(instance.storage_key) as path:
             ds = read_dataset(path)
@@ -146,14 +151,19 @@ def render_instance_frame(instance: Instance, index: int, options: RenderOptions
         raise bad_request(str(exc)) from exc
 
 
-def _image_response(body: bytes, options: RenderOptions, etag: str, instance: Instance) -> HttpResponse:
+def _image_response(body: bytes, options: RenderOptions, etag: str, instance: StoredInstance) -> HttpResponse:
     response = HttpResponse(body, content_type=options.media_type)
     set_validators(response, etag, instance.created_at)
     return response
 
 
 def _single(
-    request: HttpRequest, study: Study, instance: Instance, index: int, options: RenderOptions, resource: str
+    request: HttpRequest,
+    study: Study | StudyKey,
+    instance: StoredInstance,
+    index: int,
+    options: RenderOptions,
+    resource: str,
 ) -> HttpResponse:
     if instance.number_of_frames == 0:
         raise DicomwebError(404, _("This instance has no pixel data, so it cannot be rendered."))
@@ -171,25 +181,18 @@ def _single(
         request,
         study,
         resource,
-        series=instance.series.series_instance_uid,
+        series=instance.series_instance_uid,
         instance=instance.sop_instance_uid,
         frame=str(index + 1),
     )
     return _image_response(render_instance_frame(instance, index, options), options, etag, instance)
 
 
-def _instance_with_preview_fields(
-    request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str
-) -> tuple[Study, Instance]:
-    study, (instance,) = instances_of(request, study_uid, series_uid, sop_uid, full=True)
-    return study, instance
-
-
 def _multipart_rendered(
-    request: HttpRequest, study: Study, instances: list[Instance], options: RenderOptions, resource: str
+    request: HttpRequest, study: StudyKey, instances: list[Instance], options: RenderOptions, resource: str
 ) -> HttpResponseBase:
     """Study and series /rendered: the first frame of every image instance, one part each."""
-    images = [instance for instance in instances if instance.number_of_frames]
+    images = [StoredInstance.of(instance) for instance in instances if instance.number_of_frames]
     if not images:
         raise DicomwebError(404, _("Nothing here has pixel data to render."))
     etag = etag_of("rendered", options, *(instance.sha256 for instance in images))
@@ -197,7 +200,7 @@ def _multipart_rendered(
     cached = not_modified(request, etag, last_modified)
     if cached is not None:
         return cached
-    audit_retrieve(request, study, resource, series=images[0].series.series_instance_uid if resource != "study" else "")
+    audit_retrieve(request, study, resource, series=images[0].series_instance_uid if resource != "study" else "")
     boundary = multipart.new_boundary()
 
     def parts() -> Iterator[bytes]:
@@ -216,30 +219,24 @@ def _multipart_rendered(
     return response
 
 
-def _full_instances(
-    request: HttpRequest, study_uid: str, series_uid: str | None = None
-) -> tuple[Study, list[Instance]]:
-    return instances_of(request, study_uid, series_uid, full=True)
-
-
 @endpoint("GET")
 def study_rendered(request: HttpRequest, study_uid: str) -> HttpResponseBase:
     options = options_from(request)
-    study, instances = _full_instances(request, study_uid)
+    study, instances = instances_of(request, study_uid)
     return _multipart_rendered(request, study, instances, options, "rendered")
 
 
 @endpoint("GET")
 def series_rendered(request: HttpRequest, study_uid: str, series_uid: str) -> HttpResponseBase:
     options = options_from(request)
-    study, instances = _full_instances(request, study_uid, series_uid)
+    study, instances = instances_of(request, study_uid, series_uid)
     return _multipart_rendered(request, study, instances, options, "rendered")
 
 
 @endpoint("GET")
 def instance_rendered(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str) -> HttpResponse:
     options = options_from(request)
-    study, instance = _instance_with_preview_fields(request, study_uid, series_uid, sop_uid)
+    study, instance = one_instance(request, study_uid, series_uid, sop_uid)
     return _single(request, study, instance, 0, options, "rendered")
 
 
@@ -249,7 +246,7 @@ def frame_rendered(request: HttpRequest, study_uid: str, series_uid: str, sop_ui
     if len(numbers) != 1:
         raise bad_request(_("A rendered frame is one frame: ask for each frame separately."))
     options = options_from(request)
-    study, instance = _instance_with_preview_fields(request, study_uid, series_uid, sop_uid)
+    study, instance = one_instance(request, study_uid, series_uid, sop_uid)
     return _single(request, study, instance, numbers[0] - 1, options, "rendered")
 
 
@@ -284,11 +281,12 @@ def _series_thumbnail(request: HttpRequest, study: Study, series: Series, option
     images = list(
         Instance.objects.filter(series=series, number_of_frames__gt=0)
         .select_related("series")
+        .only(*INSTANCE_FIELDS)
         .order_by("instance_number", "id")
     )
     if not images:
         raise DicomwebError(404, _("This series has no images to make a thumbnail of."))
-    middle = images[len(images) // 2]
+    middle = StoredInstance.of(images[len(images) // 2])
     return _single(request, study, middle, max(middle.number_of_frames, 1) // 2, options, "thumbnail")
 
 
@@ -316,7 +314,7 @@ def series_thumbnail(request: HttpRequest, study_uid: str, series_uid: str) -> H
 @endpoint("GET")
 def instance_thumbnail(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str) -> HttpResponse:
     options = _thumbnail_options(request)
-    study, instance = _instance_with_preview_fields(request, study_uid, series_uid, sop_uid)
+    study, instance = one_instance(request, study_uid, series_uid, sop_uid)
     return _single(request, study, instance, max(instance.number_of_frames, 1) // 2, options, "thumbnail")
 
 
@@ -324,5 +322,5 @@ def instance_thumbnail(request: HttpRequest, study_uid: str, series_uid: str, so
 def frame_thumbnail(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str, frames: str) -> HttpResponse:
     numbers = parse_frame_list(frames)
     options = _thumbnail_options(request)
-    study, instance = _instance_with_preview_fields(request, study_uid, series_uid, sop_uid)
+    study, instance = one_instance(request, study_uid, series_uid, sop_uid)
     return _single(request, study, instance, numbers[0] - 1, options, "thumbnail")

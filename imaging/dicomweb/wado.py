@@ -29,7 +29,7 @@ from pydicom.tag import Tag
 from pydicom.uid import UID
 
 from imaging import storage
-from imaging.access import access_study
+from imaging.access import StudyKey, find_study
 from imaging.dicomweb import frames as frame_io
 from imaging.dicomweb import multipart
 from imaging.dicomweb.common import (
@@ -44,6 +44,7 @@ from imaging.dicomweb.common import (
     set_validators,
     streaming_response,
 )
+from imaging.dicomweb.instances import StoredInstance, stored_instance
 from imaging.dicomweb.negotiation import (
     BIG_ENDIAN,
     COMPRESSED_FRAME_TYPES,
@@ -57,7 +58,7 @@ from imaging.dicomweb.negotiation import (
     wants_json,
 )
 from imaging.dicomweb.urls_util import host_root
-from imaging.models import Instance, Study
+from imaging.models import Instance
 
 INSTANCE_FIELDS = (
     "id",
@@ -68,6 +69,8 @@ INSTANCE_FIELDS = (
     "sha256",
     "transfer_syntax_uid",
     "number_of_frames",
+    "rows",
+    "columns",
     "created_at",
     "series__series_instance_uid",
 )
@@ -86,21 +89,14 @@ DEFAULT_SYNTAX = {
 
 
 def instances_of(
-    request: HttpRequest,
-    study_uid: str,
-    series_uid: str | None = None,
-    sop_uid: str | None = None,
-    *,
-    full: bool = False,
-) -> tuple[Study, list[Instance]]:
+    request: HttpRequest, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+) -> tuple[StudyKey, list[Instance]]:
     """The visible study and its instances (of one series / one instance); Http404 when none.
 
-    Without *full* only the columns a retrieve needs are read (not the metadata).
+    Only the columns a retrieve needs are read (not the metadata).
     """
-    study = access_study(request.user, study_uid)
-    instances = Instance.objects.filter(study=study).select_related("series")
-    if not full:
-        instances = instances.only(*INSTANCE_FIELDS)
+    study = find_study(request.user, study_uid)
+    instances = Instance.objects.filter(study_id=study.pk).select_related("series").only(*INSTANCE_FIELDS)
     if series_uid is not None:
         instances = instances.filter(series__series_instance_uid=series_uid)
     if sop_uid is not None:
@@ -109,6 +105,18 @@ def instances_of(
     if not found:
         raise Http404("No such series or instance")
     return study, found
+
+
+def one_instance(
+    request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str
+) -> tuple[StudyKey, StoredInstance]:
+    """The visible study and one of its instances, for the per-frame requests; Http404 when not found.
+
+    The access check runs every time; the instance's columns come from the
+    process's cache after the first request (``imaging.dicomweb.instances``).
+    """
+    study = find_study(request.user, study_uid)
+    return study, stored_instance(study, series_uid, sop_uid)
 
 
 def _validators(instances: list[Instance], *extra: object) -> tuple[str, datetime]:
@@ -183,7 +191,7 @@ def _dicom_parts(instances: list[Instance], boundary: str, transcode: bool) -> I
     yield multipart.closing(boundary)
 
 
-def _retrieve(request: HttpRequest, study: Study, instances: list[Instance], resource: str) -> HttpResponseBase:
+def _retrieve(request: HttpRequest, study: StudyKey, instances: list[Instance], resource: str) -> HttpResponseBase:
     choice = _choose_dicom(
         request_accept(request), {i.transfer_syntax_uid for i in instances}, single=resource == "instance"
     )
@@ -243,8 +251,8 @@ def _metadata(
     request: HttpRequest, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
 ) -> HttpResponse:
     content_type = wants_json(request_accept(request))
-    study = access_study(request.user, study_uid)
-    rows = Instance.objects.filter(study=study)
+    study = find_study(request.user, study_uid)
+    rows = Instance.objects.filter(study_id=study.pk)
     if series_uid is not None:
         rows = rows.filter(series__series_instance_uid=series_uid)
     if sop_uid is not None:
@@ -343,7 +351,7 @@ def choose_frames(ranges: list[MediaRange], stored: str, single: bool) -> FrameC
     raise NotAcceptable(offered)
 
 
-def frame_bytes(path_key: str, instance: Instance, index: int, decode: bool) -> bytes:
+def frame_bytes(path_key: str, instance: StoredInstance, index: int, decode: bool) -> bytes:
     with storage.local_path(path_key) as path:
         try:
             if decode:
@@ -355,7 +363,7 @@ def frame_bytes(path_key: str, instance: Instance, index: int, decode: bool) -> 
 
 
 def frames_response(
-    request: HttpRequest, study: Study, instance: Instance, numbers: list[int], resource: str = "frames"
+    request: HttpRequest, study: StudyKey, instance: StoredInstance, numbers: list[int], resource: str = "frames"
 ) -> HttpResponseBase:
     if instance.number_of_frames == 0:
         raise DicomwebError(404, _("This instance has no pixel data, so it has no frames."))
@@ -375,7 +383,7 @@ def frames_response(
         request,
         study,
         resource,
-        series=instance.series.series_instance_uid,
+        series=instance.series_instance_uid,
         instance=instance.sop_instance_uid,
         frames=",".join(str(n) for n in numbers[:50]),
     )
@@ -418,7 +426,7 @@ def retrieve_frames(
     request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str, frames: str
 ) -> HttpResponseBase:
     numbers = parse_frame_list(frames)
-    study, (instance,) = instances_of(request, study_uid, series_uid, sop_uid)
+    study, instance = one_instance(request, study_uid, series_uid, sop_uid)
     return frames_response(request, study, instance, numbers)
 
 
@@ -454,7 +462,7 @@ def retrieve_bulkdata(
     parts = [part for part in path.strip("/").split("/") if part]
     if not parts or len(parts) % 2 == 0:
         raise Http404("Malformed bulk data path")
-    study, (instance,) = instances_of(request, study_uid, series_uid, sop_uid)
+    study, instance = one_instance(request, study_uid, series_uid, sop_uid)
     if parts == ["7FE00010"] or parts == ["7fe00010"]:
         # Pixel data by reference: its frames (PS3.18 8.7.3.3.2).
         return frames_response(

@@ -19,7 +19,7 @@ from imaging.dicom.rendering import SUPPORTED_MEDIA_TYPES
 from imaging.dicomweb.common import DicomwebError, bad_request, endpoint
 from imaging.dicomweb.negotiation import DICOM, EXPLICIT_VR_LITTLE_ENDIAN, parse_accept
 from imaging.dicomweb.rendered import _single, options_from
-from imaging.dicomweb.wado import _retrieve, instances_of
+from imaging.dicomweb.wado import _retrieve, instances_of, one_instance
 
 UNSUPPORTED = ("anonymize", "annotation", "region", "presentationUID", "presentationSeriesUID")
 
@@ -101,5 +101,5 @@ def _image(request: HttpRequest, media_type: str, study_uid: str, series_uid: st
         quality=request.GET.get("imageQuality") or "",
     )
     frame = _positive(request, "frameNumber") or 1
-    study, (instance,) = instances_of(request, study_uid, series_uid, sop_uid, full=True)
+    study, instance = one_instance(request, study_uid, series_uid, sop_uid)
     return _single(request, study, instance, frame - 1, options, "wado-uri")
