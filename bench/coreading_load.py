@@ -1,12 +1,12 @@
 """Co-reading under load: rooms of participants on two ASGI processes over Redis and PostgreSQL.
 
-    .venv/bin/python -m bench.coreading_load                       # 50 rooms × 5, 2 daphne, 30 s
+    .venv/bin/python -m bench.coreading_load                       # 50 rooms × 5, 2 web processes, 30 s
     .venv/bin/python -m bench.coreading_load --layer redis         # the list-based RedisChannelLayer
     .venv/bin/python -m bench.coreading_load --idle 2000           # idle participants one process holds
 
-Starts a private redis-server and daphne processes (coreading.cluster) on a
-dedicated PostgreSQL database (``--database``, created and dropped here; ``""``
-for SQLite in a temporary folder), seeds people, a real CT study and rooms, then
+Starts a private redis-server and web processes (``manage.py serve``, uvicorn;
+coreading.cluster) on a dedicated PostgreSQL database (``--database``, created
+and dropped here; ``""`` for SQLite in a temporary folder), seeds people, a real CT study and rooms, then
 connects every participant with the ``websockets`` client, ``--connect-rate`` a
 second (participant i of room r to server (i + r) mod N, so every room spans the
 processes and the leaders are spread over them). Each room's leader sends viewport changes at 10 Hz and pointer moves
@@ -304,8 +304,8 @@ def load(args: argparse.Namespace) -> None:
     print(f"load average before start    {load_before}")
     print(f"load average in the window   {load_start} at its start, {load_end} at its end")
     print(
-        f"rooms × participants        {args.rooms} × {args.per_room} on {args.servers} daphne, layer {args.layer}, "
-        f"{database}"
+        f"rooms × participants        {args.rooms} × {args.per_room} on {args.servers} web processes, "
+        f"layer {args.layer}, {database}"
     )
     connect = max(result["connect_seconds"] for result in results)
     retries = sum(result["retries"] for result in results)
@@ -450,7 +450,7 @@ def idle(args: argparse.Namespace) -> None:
     print(f"load average before start    {load_before}")
     print(f"load average while held      {result['load_start']} at the start, {result['load_end']} at the end")
     print(
-        f"idle participants           {args.idle} joined to one daphne process ({args.idle // 5} rooms × 5), "
+        f"idle participants           {args.idle} joined to one web process ({args.idle // 5} rooms × 5), "
         f"layer {args.layer}, {'PostgreSQL' if args.database else 'SQLite'}"
     )
     print(
@@ -480,7 +480,7 @@ def keep_logs(args: argparse.Namespace, local: Any) -> None:
     if args.logs:
         Path(args.logs).mkdir(parents=True, exist_ok=True)
         for number in range(len(local.servers)):
-            (Path(args.logs) / f"daphne-{number}.log").write_text(local.server_log(number))
+            (Path(args.logs) / f"web-{number}.log").write_text(local.server_log(number))
 
 
 def print_header(args: argparse.Namespace) -> None:
@@ -506,7 +506,7 @@ def main() -> None:
     parser.add_argument("--connect-rate", type=float, default=25, help="new connections a second, all clients")
     parser.add_argument("--quiet-load", type=float, default=0, help="first wait for a 1-min load average below this")
     parser.add_argument("--quiet-wait", type=float, default=900, help="wait at most this many seconds for it")
-    parser.add_argument("--logs", default="", help="copy the daphne logs into this folder")
+    parser.add_argument("--logs", default="", help="copy the web processes' logs into this folder")
     parser.add_argument("--idle", type=int, default=0, help="hold this many idle participants on one process instead")
     args = parser.parse_args()
     if args.idle:

@@ -57,10 +57,10 @@ def in_thread(function: Any) -> Any:
     """*function* (synchronous, reaching the database) as a coroutine function run in a thread pool.
 
     Not on the process's one thread for synchronous code (``database_sync_to_async``'s
-    default): Channels authenticates every new websocket there, before its handshake may
-    complete (daphne drops handshakes not accepted within 5 s). With joins, snapshots and
-    the periodic access re-checks of thousands of connections on that same thread, new
-    connections queued behind them until their handshakes were dropped (bench/README.md).
+    default): Channels authenticates every new websocket there, before its handshake can
+    complete. With joins, snapshots and the periodic access re-checks of thousands of
+    connections on that same thread, new connections queued behind them until their
+    handshakes timed out (bench/README.md).
     Each call is self-contained (its own transaction), so any thread will do.
     """
     return database_sync_to_async(function, thread_sensitive=False)
@@ -91,6 +91,17 @@ class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is
     entry: services.Entry | None = None
     # The client's socket is gone: group messages still queued for it are not sent.
     gone = False
+    # This side closed the socket: nothing more is handled or sent.
+    closing = False
+
+    async def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close once. Messages the client sent before the close still arrive, and their handling
+        may want to close again (e.g. a "join" queued behind a refused connect); the ASGI server
+        refuses a second close (uvicorn raises)."""
+        if self.closing:
+            return
+        self.closing = True
+        await super().close(code=code, reason=reason)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Call the handler of *message* — without Channels' thread hop before every message.
@@ -198,7 +209,7 @@ class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is
     # --- Receiving -------------------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.entry is None or self.left:
+        if self.entry is None or self.left or self.closing:
             return
         with translation.override(self.entry.language):
             try:
@@ -595,11 +606,11 @@ class RoomConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is
     # --- Group messages ------------------------------------------------------------------------------
 
     async def coreading_message(self, message: dict[str, Any]) -> None:
-        if message.get("skip") == self.conn or self.left or self.gone:
+        if message.get("skip") == self.conn or self.left or self.gone or self.closing:
             return
         try:
             await self.send(text_data=message["text"])
-        except Exception:  # noqa: BLE001  (the server's "socket closed" error; its disconnect is on its way)
+        except Exception:  # noqa: BLE001  (the ASGI server's "socket closed" error; its disconnect is on its way)
             # Fan-out still queued when the client went away: drop it; websocket.disconnect cleans up.
             self.gone = True
 

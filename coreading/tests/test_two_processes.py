@@ -1,4 +1,4 @@
-"""The production shape: two daphne processes on a real (private) Redis, one room.
+"""The production shape: two web processes (manage.py serve) on a real (private) Redis, one room.
 
 Two people signed in over HTTP, each connected to a different ASGI process,
 exchange viewport, pointer, annotation and chat. Then Redis dies: both see
@@ -80,11 +80,14 @@ async def reconnect(port: int, room: str, cookie: str, resume: dict[str, Any]) -
     """Reconnect with backoff as a browser would, until the room answers with a snapshot."""
     delay = 0.2
     for _attempt in range(40):
+        client = None
         try:
             client = await Client.open(port, room, cookie)
             await client.send("join", {"resume": resume}, with_id=False)
             return client, (await client.expect("snapshot", wait=5))["data"]
         except (OSError, ConnectionClosed, TimeoutError):
+            if client is not None:  # a browser drops the attempt it gave up on (it may have joined)
+                await client.socket.close()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
     raise AssertionError("the room did not come back")
@@ -169,7 +172,12 @@ async def _scenario(local: Cluster, data: dict[str, Any], layer: str) -> None:
     assert [a["kind"] for a in recovered_second["annotations"]] == ["arrow"]
     assert [c["text"] for c in recovered_second["chat"]] == ["두 프로세스 사이의 대화"]
     assert recovered_second["viewport"]["cells"][0]["image"] == 17
-    assert recovered_second["leader"] == recovered["you"]["conn"]
+    if recovered_second["leader"] != recovered["you"]["conn"]:
+        # A reconnect attempt the first browser gave up on (no snapshot within 5 s while the
+        # servers found Redis again) may have joined and led for a moment; its leave hands the
+        # lead to the longest-present connection, the first browser's current one.
+        while (await second.expect("leader.changed"))["data"]["leader"] != recovered["you"]["conn"]:
+            pass
     await exchange(first, second, 18, "다시 연결됨")
     await first.socket.close()
     await second.socket.close()
