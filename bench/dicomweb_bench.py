@@ -5,6 +5,7 @@ Run from the repository root (PostgreSQL on 127.0.0.1:5432 as user postgres)::
     .venv/bin/python -m bench.dicomweb_bench                        # 5,000 studies beside Orthanc, then 100k/1M
     .venv/bin/python -m bench.dicomweb_bench --studies 1000 --total-studies 20000 --total-instances 200000
     .venv/bin/python -m bench.dicomweb_bench --skip-orthanc --skip-large
+    .venv/bin/python -m bench.dicomweb_bench --workers 1 --quiet-load 1.5   # one process; wait for a quiet machine
 
 What it does:
 
@@ -19,15 +20,18 @@ What it does:
 3. Loads the same files into both servers: ClinicNet through the one ingest
    path (``IngestSession``, previews rendered as the preview task does),
    Orthanc through its REST API (``POST /instances``).
-4. Starts ClinicNet with `manage.py serve` (uvicorn, the production ASGI server) and Orthanc
-   (``apt-get install orthanc orthanc-dicomweb`` when missing, config from
-   ``bench/orthanc/dicomweb.json``, temporary storage) on loopback ports,
-   and times the same requests against both, interleaved, with one
-   keep-alive HTTP connection each: QIDO-RS searches, the CT's study
-   ``/metadata``, one frame, every frame in turn, and a rendered slice as
-   JPEG and PNG. ClinicNet is called with a bearer token (the token lookup
-   and the audit row of every request are in its figures); Orthanc without
-   authentication.
+4. Starts ClinicNet in its production shape, ``manage.py serve --workers N``
+   (uvicorn, one worker process per core by default, as in docker-compose.yml;
+   ``DATABASE_POOL=true``; ``REDIS_URL`` for the shared cache and channel
+   layer), and Orthanc (``apt-get install orthanc orthanc-dicomweb`` when
+   missing, config from ``bench/orthanc/dicomweb.json``: 50 HTTP threads on
+   all cores, temporary storage) on loopback ports, and times the same
+   requests against both, interleaved, with one keep-alive HTTP connection
+   each: QIDO-RS searches, the CT's study ``/metadata``, one frame, every
+   frame in turn (and over 4 connections), and a rendered slice as JPEG and
+   PNG. ClinicNet is called with a bearer token (the token lookup, the access
+   check and the audit of every request are in its figures); Orthanc without
+   authentication. ``--quiet-load`` first waits for a quiet machine.
 5. Adds rows straight into the index with PostgreSQL COPY up to
    ``--total-studies`` studies and ``--total-instances`` instances and times
    the QIDO-RS searches again (ClinicNet only): p50 and p95.
@@ -270,7 +274,7 @@ def wait_for(url: str, seconds: float = 60) -> None:
 
 
 @contextlib.contextmanager
-def clinicnet_server(data_dir: Path) -> Iterator[str]:
+def clinicnet_server(data_dir: Path, workers: int, redis_url: str) -> Iterator[str]:
     port = free_port()
     env = {
         **os.environ,
@@ -281,10 +285,13 @@ def clinicnet_server(data_dir: Path) -> Iterator[str]:
         "ALLOWED_HOSTS": "127.0.0.1",
         "LOG_LEVEL": "WARNING",
         "DEBUG": "false",
+        "REDIS_URL": redis_url,  # several workers share the cache (audit windows) and the channel layer
     }
-    env.pop("REDIS_URL", None)
+    if not redis_url:
+        env.pop("REDIS_URL")
+    command = [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        [*command, "--workers", str(workers), "--log-level", "warning"],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -344,6 +351,20 @@ def load_orthanc(root: str, paths: list[Path]) -> float:
 
 
 # --------------------------------------------------------------------------- timing
+
+
+def loadavg() -> str:
+    return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def wait_for_quiet(threshold: float, patience: float) -> None:
+    """Wait (at most *patience* s) until the 1-minute load average is below *threshold*: others share the machine."""
+    if threshold <= 0:
+        return
+    deadline = time.monotonic() + patience
+    while os.getloadavg()[0] >= threshold and time.monotonic() < deadline:
+        print(f"  waiting for a quieter machine: {loadavg()}", flush=True)
+        time.sleep(30)
 
 
 def timed(call: Callable[[], object], runs: int) -> list[float]:
@@ -497,7 +518,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100, help="timed requests per case and server")
     parser.add_argument("--skip-orthanc", action="store_true")
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="ClinicNet worker processes (default: one per core)"
+    )
+    parser.add_argument(
+        "--redis-url", default="redis://127.0.0.1:6379/14", help="Redis for ClinicNet ('' for none: one worker only)"
+    )
+    parser.add_argument("--quiet-load", type=float, default=0, help="before timing, wait for a 1-min load below this")
+    parser.add_argument("--quiet-wait", type=float, default=900, help="wait at most this many seconds for it")
     args = parser.parse_args()
+    if args.workers > 1 and not args.redis_url:
+        parser.error("--workers > 1 needs --redis-url (manage.py serve refuses several workers without Redis)")
 
     print(machine())
     print("Command: python -m bench.dicomweb_bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
@@ -574,13 +605,19 @@ def run(args: argparse.Namespace, work: Path) -> None:
                           range(connections)))  # fmt: skip
 
     with contextlib.ExitStack() as stack:
-        servers = [
-            Server("ClinicNet", stack.enter_context(clinicnet_server(data_dir)), {"Authorization": f"Bearer {token}"})
-        ]
+        root = stack.enter_context(clinicnet_server(data_dir, args.workers, args.redis_url))
+        servers = [Server("ClinicNet", root, {"Authorization": f"Bearer {token}"})]
+        print(
+            f"ClinicNet: manage.py serve --workers {args.workers} (uvicorn), DATABASE_POOL=true"
+            + (", REDIS_URL" if args.redis_url else "")
+        )
         if not args.skip_orthanc:
             orthanc_root = stack.enter_context(orthanc_server(work))
             print(f"Loaded into Orthanc (REST POST /instances): {load_orthanc(orthanc_root, small + ct):.0f} s")
+            print("Orthanc: HttpThreadsCount 50, on all cores (bench/orthanc/dicomweb.json)")
             servers.append(Server("Orthanc", orthanc_root + "/dicom-web", {}))
+        wait_for_quiet(args.quiet_load, args.quiet_wait)
+        print(f"Timing starts: {loadavg()}", flush=True)
         for label, path in qido:
             counts = [server.count(path) for server in servers]
             print(f"  results of {label}: " + ", ".join(f"{s.name} {c}" for s, c in zip(servers, counts, strict=True)))
@@ -599,6 +636,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
                 )
             rows.append([label, *throughput])
         print_table(["case", *(s.name for s in servers)], rows)
+        print(f"Timing ends: {loadavg()}", flush=True)
 
         if args.skip_large:
             return
@@ -607,6 +645,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
         from imaging.models import Study
 
         print(f"  archive: {Study.objects.count():,} studies, {Instance.objects.count():,} instances")
+        wait_for_quiet(args.quiet_load, args.quiet_wait)
+        print(f"Timing starts: {loadavg()}", flush=True)
         clinicnet = servers[0]
         large = [
             (f"QIDO studies PatientName={NAME_QUERY} (all)", f"/studies?PatientName={NAME_QUERY}"),
@@ -632,6 +672,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
         label = f"WADO-RS study /metadata ({len(ct)}-slice CT)"
         rows.append([label, f"{p(times, 0.5):.1f}", f"{p(times, 0.95):.1f}", sql])
         print_table(["case", "HTTP p50", "HTTP p95", "SQL p50 / p95 (slowest query)"], rows)
+        print(f"Timing ends: {loadavg()}", flush=True)
 
 
 def sql_times(server: Server, path: str, runs: int) -> str:

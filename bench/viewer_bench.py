@@ -5,15 +5,19 @@ Run from the repository root after ``make frontend``::
     .venv/bin/python -m bench.viewer_bench                       # 300 slices, 7 cold + 7 warm runs, SQLite
     .venv/bin/python -m bench.viewer_bench --runs 10 --slices 60
     .venv/bin/python -m bench.viewer_bench --database-url postgres://postgres@127.0.0.1:5432/postgres
+    .venv/bin/python -m bench.viewer_bench --database-url postgres://postgres@127.0.0.1:5432/postgres \
+        --redis-url redis://127.0.0.1:6379/14 --workers 2      # the production shape (docker-compose.yml)
     .venv/bin/python -m bench.viewer_bench --trace /tmp/viewer-trace.json   # Chrome trace of one cold run
 
 It writes a study of 512 × 512 slices with ``bench.make_ct_study``, starts a
 fresh ClinicNet exactly as the browser tests do (migrate, collectstatic,
 ``load_demo`` for the accounts, ``import_dicom`` for the study — the one ingest
-path — then `manage.py serve`) on a temporary SQLite database, or on a new PostgreSQL
-database created on the server of ``--database-url`` and dropped afterwards,
-signs in as ``doctor`` and opens ``/studies/<uid>/viewer/`` in Debian's
-Chromium through Playwright.
+path — then `manage.py serve`) on a temporary SQLite database (the embedded
+mode: one process), or on a new PostgreSQL database created on the server of
+``--database-url`` and dropped afterwards (with ``DATABASE_POOL=true``, as in
+production; ``--redis-url`` and ``--workers`` for several processes), signs in
+as ``doctor`` and opens ``/studies/<uid>/viewer/`` in Debian's Chromium
+through Playwright. ``--quiet-load`` first waits for a quiet machine.
 
 The figures are the viewer's own Performance API marks
 (``frontend/src/timing.ts``), whose ``startTime`` counts from the start of the
@@ -116,11 +120,17 @@ def _drop_postgres(admin: str, url: str) -> None:
 
 
 @contextmanager
-def clinicnet(study_folder: Path, database_url: str | None, log: Path) -> Iterator[str]:
+def clinicnet(
+    study_folder: Path, database_url: str | None, log: Path, *, redis_url: str = "", workers: int = 1
+) -> Iterator[str]:
     """A fresh ClinicNet with the demo accounts and the study in *study_folder*; yields its base URL."""
     data_dir = Path(tempfile.mkdtemp(prefix="clinicnet-viewer-bench-"))
     port = _free_port()
-    env = {key: value for key, value in os.environ.items() if key not in ("TASK_MODE", "DEBUG", "DATABASE_URL")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("TASK_MODE", "DEBUG", "DATABASE_URL", "DATABASE_POOL", "REDIS_URL")
+    }
     env.update(
         {
             "CLINICNET_DATA_DIR": str(data_dir),
@@ -132,6 +142,9 @@ def clinicnet(study_folder: Path, database_url: str | None, log: Path) -> Iterat
     admin = ""
     if database_url:
         env["DATABASE_URL"], admin = _postgres(database_url)
+        env["DATABASE_POOL"] = "true"  # as in production: ASGI requests cannot keep a connection otherwise
+    if redis_url:
+        env["REDIS_URL"] = redis_url
     server: subprocess.Popen[bytes] | None = None
     try:
         print("server: migrate, collectstatic, load_demo, import_dicom …", file=sys.stderr)
@@ -153,6 +166,8 @@ def clinicnet(study_folder: Path, database_url: str | None, log: Path) -> Iterat
                     str(port),
                     "--log-level",
                     "warning",
+                    "--workers",
+                    str(workers),
                 ],
                 cwd=ROOT,
                 env=env,
@@ -345,12 +360,26 @@ def bundle_sizes() -> list[tuple[str, int, int]]:
 # --- report ----------------------------------------------------------------------------------------
 
 
+def _loadavg() -> str:
+    return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def wait_for_quiet(threshold: float, patience: float) -> None:
+    """Wait (at most *patience* s) until the 1-minute load average is below *threshold*: others share the machine."""
+    if threshold <= 0:
+        return
+    deadline = time.monotonic() + patience
+    while os.getloadavg()[0] >= threshold and time.monotonic() < deadline:
+        print(f"waiting for a quieter machine: {_loadavg()}", file=sys.stderr, flush=True)
+        time.sleep(30)
+
+
 def _p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
-def report(results: list[Run], args: argparse.Namespace, database: str) -> str:
+def report(results: list[Run], args: argparse.Namespace, database: str, load: tuple[str, str]) -> str:
     lines = []
     chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, check=False).stdout.strip()
     cpu = next(
@@ -363,6 +392,7 @@ def report(results: list[Run], args: argparse.Namespace, database: str) -> str:
     )
     lines.append(f"CPU: {cpu}, {os.cpu_count()} cores; {chromium}; Python {platform.python_version()}; {database}")
     lines.append(f"Command: python -m bench.viewer_bench {' '.join(sys.argv[1:])}".rstrip())
+    lines.append(f"Server: manage.py serve --workers {args.workers}; {load[0]} before the runs, {load[1]} after")
     lines.append(
         f"Study: {args.slices} slices, 512×512 16-bit CT, uncompressed; {args.runs} cold and {args.runs} warm runs"
     )
@@ -411,7 +441,13 @@ def main() -> int:
     parser.add_argument("--trace", type=Path, help="write a Chrome trace (chrome://tracing, Perfetto) of one cold run")
     parser.add_argument("--study-cache", type=Path, help="keep the generated study here and reuse it next time")
     parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for one run")
+    parser.add_argument("--redis-url", default="", help="Redis for the server (needed for --workers > 1)")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes (default 1, the embedded mode)")
+    parser.add_argument("--quiet-load", type=float, default=0, help="before the runs, wait for a 1-min load below this")
+    parser.add_argument("--quiet-wait", type=float, default=900, help="wait at most this many seconds for it")
     args = parser.parse_args()
+    if args.workers > 1 and not args.redis_url:
+        parser.error("--workers > 1 needs --redis-url (manage.py serve refuses several workers without Redis)")
     if not (DIST / "manifest.json").exists():
         parser.error("frontend/dist/manifest.json is missing: run `make frontend` first")
     if not Path(CHROMIUM).exists():
@@ -427,10 +463,14 @@ def main() -> int:
             print(f"writing {args.slices} slices …", file=sys.stderr)
             make_ct_study(folder, slices=args.slices, patient_id="BENCH-VIEWER", study_uid=study_uid)
             marker.write_text(study_uid)
-        database = "PostgreSQL" if args.database_url else "SQLite"
-        with clinicnet(folder, args.database_url, Path(scratch) / "server.log") as base:
+        database = "PostgreSQL (DATABASE_POOL=true)" if args.database_url else "SQLite"
+        log = Path(scratch) / "server.log"
+        with clinicnet(folder, args.database_url, log, redis_url=args.redis_url, workers=args.workers) as base:
+            wait_for_quiet(args.quiet_load, args.quiet_wait)
+            before = _loadavg()
             results = measure(base, study_uid, args.runs, args.trace, int(args.timeout * 1000))
-    print(report(results, args, database))
+            after = _loadavg()
+    print(report(results, args, database, (before, after)))
     return 0
 
 

@@ -132,10 +132,18 @@ if DATABASE_URL:
     DATABASES["default"]["CONN_MAX_AGE"] = envint("DATABASE_CONN_MAX_AGE", 0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # Under ASGI each request runs in a thread of its own, so CONN_MAX_AGE
-    # cannot keep a connection across requests; a psycopg pool can (DATABASE_POOL=true).
+    # cannot keep a connection across requests; a psycopg pool can (DATABASE_POOL=true,
+    # the production setting in docker-compose.yml).
     if envbool("DATABASE_POOL", False):
         DATABASES["default"]["CONN_MAX_AGE"] = 0
-        DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), "pool": True}
+        # Per process. A request holds its connection until its answer is sent (a streamed study
+        # download, for as long as that takes), so the pool may grow well past what it keeps open.
+        pool = {
+            "min_size": envint("DATABASE_POOL_MIN_SIZE", 2),
+            "max_size": envint("DATABASE_POOL_MAX_SIZE", 20),
+            "timeout": 10,  # seconds a request waits for a connection before it fails
+        }
+        DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), "pool": pool}
 else:
     DATABASES = {
         "default": {
