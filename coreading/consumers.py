@@ -61,9 +61,12 @@ def in_thread(function: Any) -> Any:
     complete. With joins, snapshots and the periodic access re-checks of thousands of
     connections on that same thread, new connections queued behind them until their
     handshakes timed out (bench/README.md).
-    Each call is self-contained (its own transaction), so any thread will do.
+    Each call is self-contained (its own transaction), so any thread will do. SQLite (the
+    embedded mode, one process) keeps the one thread: it serialises writers anyway, and the
+    test database's shared cache refuses concurrent ones ("database table is locked").
     """
-    return database_sync_to_async(function, thread_sensitive=False)
+    sqlite = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+    return database_sync_to_async(function, thread_sensitive=sqlite)
 
 
 class Bucket:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
 from coreading import consumers, protocol
 from coreading.models import Annotation, ChatMessage, Room
@@ -167,6 +168,9 @@ async def test_viewport_and_pointer_messages_wait_for_no_thread(
     await follower.disconnect()
 
 
+@pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"), reason="SQLite keeps the one thread (in_thread)"
+)
 async def test_joining_does_its_database_work_off_the_thread_new_connections_authenticate_on(
     monkeypatch: pytest.MonkeyPatch, adhoc_room: Room, doctor: User
 ) -> None:
