@@ -3,10 +3,26 @@ C-STORE, the import command — hands files to an :class:`IngestSession` and
 gets one :class:`IngestResult` per file back.
 
 For each file: check the size → parse and validate the header → hash →
-decide stored / duplicate / conflict → store the original bytes atomically →
-index it in one transaction. When the session closes, preview rendering is
+decide stored / duplicate / conflict → store the original bytes atomically
+and durably → index it. When the session closes, preview rendering is
 scheduled for what was stored (after the transaction commits), the owning
 institution's pages are told, and the audit trail gets one event per study.
+
+One by one or in batches
+------------------------
+By default (C-STORE, where each instance is acknowledged on its own) every
+file is on disk (fsync) and indexed before ``add_file`` returns. A session
+with ``batch_size`` (STOW-RS, web and API uploads) stages up to that many
+files — bytes written, their fsync running in background threads while the
+next file is parsed — and then, in :meth:`IngestSession.flush`, waits until
+all of them are durable, puts them in place and indexes them in one
+transaction. Nothing is indexed before its bytes are durable, and nothing is
+reported before it is indexed: callers read the results after ``close()``
+(or ``flush()``); until then a staged file's result says "stored"
+provisionally. If the batch transaction fails (say, another upload inserted
+the same SOP Instance UID at the same moment), it is rolled back and every
+file of the batch is indexed on its own, exactly as without batches, so that
+file ends as a duplicate or conflict and the rest still go in.
 
 A crash between storing and indexing leaves a file that no index row points
 to; nobody can see it, and ``manage.py cleanup_storage`` finds and removes
@@ -15,16 +31,18 @@ it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
 from collections import defaultdict
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
@@ -38,6 +56,10 @@ from imaging.models import Instance, Patient, Series, Study
 from institutions.models import Institution, User
 
 logger = logging.getLogger(__name__)
+
+
+# Files per index transaction for uploads of many files at once (STOW-RS, web and API uploads, imports).
+UPLOAD_BATCH = 50
 
 
 class EntryPoint:
@@ -91,6 +113,17 @@ class IndexConflict(Exception):
     """The file contradicts what the index already holds (kept unchanged)."""
 
 
+@dataclass
+class _Staged:
+    """A file of a batch whose bytes are staged, waiting for :meth:`IngestSession.flush`."""
+
+    result: IngestResult
+    header: Header
+    key: str
+    size: int
+    sha256: str
+
+
 def _display_size(size: int) -> str:
     return f"{size / (1024 * 1024):.0f} MB" if size >= 1024 * 1024 else f"{size} bytes"
 
@@ -109,6 +142,11 @@ class IngestSession:
     request: HttpRequest | None = None
     address: str | None = None
     results: list[IngestResult] = field(default_factory=list)
+    # 0: each file durable and indexed before add_file returns; N: in batches of N (see the module docstring).
+    batch_size: int = 0
+    _staged: list[_Staged] = field(default_factory=list)
+    _staged_uids: set[str] = field(default_factory=set)
+    _durable: storage.DurableBatch | None = None
     _stored_by_study: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
     _touched_studies: dict[int, Study] = field(default_factory=dict)
     _audited: int = 0
@@ -135,14 +173,22 @@ class IngestSession:
 
     # --- one file ---------------------------------------------------------
 
-    def add_bytes(self, data: bytes, name: str = "") -> IngestResult:
+    def add_bytes(self, data: bytes, name: str = "", *, sha256: str | None = None) -> IngestResult:
+        # Hashed from memory instead of reading the spool file back, and in a
+        # background thread (hashlib lets go of the GIL) while the header is parsed.
+        digest = storage.in_background(_sha256_hex, data) if sha256 is None else sha256
         with tempfile.NamedTemporaryFile(suffix=".dcm", dir=_spool_dir()) as handle:
             handle.write(data)
             handle.flush()
-            return self.add_file(Path(handle.name), name=name)
+            return self.add_file(Path(handle.name), name=name, sha256=digest)
 
-    def add_file(self, path: Path, name: str = "") -> IngestResult:
-        """Ingest the DICOM file at *path* (not moved or deleted)."""
+    def add_file(self, path: Path, name: str = "", *, sha256: str | Future[str] | None = None) -> IngestResult:
+        """Ingest the DICOM file at *path* (not moved or deleted; it may go once this returns).
+
+        *sha256* is the hex SHA-256 of the file (or a future of it) when the
+        caller hashed the bytes as it wrote them; otherwise the file is read
+        to hash it.
+        """
         name = name or path.name
         try:
             size = path.stat().st_size
@@ -174,10 +220,18 @@ class IngestSession:
             series_instance_uid=header.series_instance_uid,
             size=size,
         )
-        sha256 = storage.sha256_of(path)
-        existing = self._existing(header.sop_instance_uid)
-        if existing is not None:
-            return self._record(self._duplicate_or_conflict(result, existing, sha256))
+        if sha256 is None:
+            sha256 = storage.sha256_of(path)
+        elif isinstance(sha256, Future):
+            sha256 = sha256.result()
+        if header.sop_instance_uid in self._staged_uids:
+            # The same instance twice in one batch: judge the second against the
+            # first once that is indexed, as one by one.
+            self.flush()
+        if self.batch_size <= 0:  # in a batch, flush() asks for all its files at once
+            existing = self._existing(header.sop_instance_uid)
+            if existing is not None:
+                return self._record(self._duplicate_or_conflict(result, existing, sha256))
 
         key = storage.dicom_key(
             self.institution.code,
@@ -186,12 +240,18 @@ class IngestSession:
             header.sop_instance_uid,
             sha256,
         )
+        if self.batch_size > 0:
+            return self._stage(result, header, key, path, size, sha256)
         try:
             storage.store_file(key, path)
         except OSError as exc:
             logger.exception("storing %s failed", key)
             result.reason = _("the server could not store the file (%s); nothing was kept, try again") % exc.strerror
             return self._record(result)
+        return self._record(self._index_one(result, header, key, size, sha256))
+
+    def _index_one(self, result: IngestResult, header: Header, key: str, size: int, sha256: str) -> IngestResult:
+        """Index one stored file in its own transaction; its result says how it went."""
         try:
             instance = self._index(header, key, size, sha256)
         except IntegrityError:
@@ -201,14 +261,15 @@ class IngestSession:
                 storage.delete(key)
             if existing is None:
                 storage.delete(key)
+                result.outcome = Outcome.REJECTED
                 result.reason = _("the file could not be indexed; nothing was kept, try again")
-                return self._record(result)
-            return self._record(self._duplicate_or_conflict(result, existing, sha256))
+                return result
+            return self._duplicate_or_conflict(result, existing, sha256)
         except IndexConflict as exc:
             storage.delete(key)
             result.outcome = Outcome.CONFLICT
             result.reason = str(exc)
-            return self._record(result)
+            return result
         except Exception:
             # Never leave stored bytes without an index row when we can help it.
             storage.delete(key)
@@ -216,18 +277,141 @@ class IngestSession:
         result.outcome = Outcome.STORED
         result.instance_id = instance.pk
         self._stored_by_study[instance.study_id].append(instance.pk)
-        return self._record(result)
+        return result
+
+    # --- batches --------------------------------------------------------------
+
+    def _stage(
+        self, result: IngestResult, header: Header, key: str, path: Path, size: int, sha256: str
+    ) -> IngestResult:
+        if self._durable is None:
+            self._durable = storage.DurableBatch()
+        try:
+            self._durable.add(key, path)
+        except OSError as exc:
+            logger.exception("storing %s failed", key)
+            result.reason = _("the server could not store the file (%s); nothing was kept, try again") % exc.strerror
+            return self._record(result)
+        result.outcome = Outcome.STORED  # provisionally, until flush() has indexed it
+        self._staged.append(_Staged(result, header, key, size, sha256))
+        self._staged_uids.add(header.sop_instance_uid)
+        self._record(result)
+        if len(self._staged) >= self.batch_size:
+            self.flush()
+        return result
+
+    def flush(self) -> None:
+        """Make the staged files durable, put them in place and index them in one transaction."""
+        staged, self._staged = self._staged, []
+        self._staged_uids.clear()
+        durable, self._durable = self._durable, None
+        if not staged or durable is None:
+            return
+        try:
+            existing = self._existing_many([item.header.sop_instance_uid for item in staged])
+        except BaseException:
+            durable.discard()
+            for item in staged:
+                item.result.outcome = Outcome.REJECTED
+                item.result.reason = _("the file could not be indexed; nothing was kept, try again")
+            raise
+        if existing:
+            # Already stored (a resend, or another upload): duplicate or conflict, and not put in place.
+            for item in staged:
+                found = existing.get(item.header.sop_instance_uid)
+                if found is not None:
+                    durable.drop(item.key)
+                    self._duplicate_or_conflict(item.result, found, item.sha256)
+            staged = [item for item in staged if item.header.sop_instance_uid not in existing]
+            if not staged:
+                durable.discard()
+                return
+        try:
+            durable.commit()
+        except BaseException as exc:
+            logger.exception("storing a batch of %d files failed", len(staged))
+            reason = exc.strerror if isinstance(exc, OSError) else type(exc).__name__
+            for item in staged:
+                item.result.outcome = Outcome.REJECTED
+                item.result.reason = _("the server could not store the file (%s); nothing was kept, try again") % reason
+            if not isinstance(exc, OSError):
+                raise
+            return
+        uncounted = {study_id: set(series_ids) for study_id, series_ids in self._uncounted.items()}
+        try:
+            indexed = self._index_batch(staged)
+        except Exception:
+            # Rolled back as a whole: index the files one by one, as without batches.
+            logger.info("indexing a batch of %d files failed; indexing them one by one", len(staged), exc_info=True)
+            self._uncounted = defaultdict(set, uncounted)
+            self._forget_rows()
+            self._index_each(staged)
+            return
+        for item, outcome in indexed:
+            if isinstance(outcome, IndexConflict):
+                storage.delete(item.key)
+                item.result.outcome = Outcome.CONFLICT
+                item.result.reason = str(outcome)
+            else:
+                item.result.instance_id = outcome.pk
+                self._stored_by_study[outcome.study_id].append(outcome.pk)
+
+    def _index_batch(self, staged: list[_Staged]) -> list[tuple[_Staged, Instance | IndexConflict]]:
+        """Index *staged* in one transaction; the instances of studies already known go in with one INSERT."""
+        indexed: list[tuple[_Staged, Instance | IndexConflict]] = []
+        with transaction.atomic():
+            known: list[Instance] = []
+            for item in staged:
+                header, key, size, sha256 = item.header, item.key, item.size, item.sha256
+                try:
+                    instance = self._index_known(header, key, size, sha256, save=False)
+                    if instance is None:
+                        instance = self._index_new(header, key, size, sha256)
+                    else:
+                        known.append(instance)
+                except IndexConflict as exc:  # its savepoint was rolled back; the batch goes on
+                    indexed.append((item, exc))
+                    continue
+                indexed.append((item, instance))
+            if connection.features.can_return_rows_from_bulk_insert:
+                Instance.objects.bulk_create(known)
+            else:  # the primary keys are needed for previews and results
+                for instance in known:
+                    instance.save(force_insert=True)
+        return indexed
+
+    def _index_each(self, staged: list[_Staged]) -> None:
+        for position, item in enumerate(staged):
+            try:
+                self._index_one(item.result, item.header, item.key, item.size, item.sha256)
+            except BaseException:
+                for rest in staged[position + 1 :]:
+                    storage.delete(rest.key)
+                    rest.result.outcome = Outcome.REJECTED
+                    rest.result.reason = _("the file could not be indexed; nothing was kept, try again")
+                raise
 
     def _record(self, result: IngestResult) -> IngestResult:
         self.results.append(result)
         return result
 
     def _existing(self, sop_instance_uid: str) -> Instance | None:
-        return (
-            Instance.objects.filter(institution=self.institution, sop_instance_uid=sop_instance_uid)
-            .only("id", "sha256", "storage_key", "study_id")
-            .first()
-        )
+        # A plain query: building it with the ORM cost more than running it, for every file.
+        with connection.cursor() as cursor:
+            cursor.execute(_existing_sql(), [self.institution.pk, sop_instance_uid])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        return Instance(pk=row[0], sha256=row[1], storage_key=row[2], study_id=row[3])
+
+    def _existing_many(self, sop_instance_uids: list[str]) -> dict[str, Instance]:
+        """The stored instances among *sop_instance_uids*, by SOP Instance UID (one query)."""
+        return {
+            instance.sop_instance_uid: instance
+            for instance in Instance.objects.filter(
+                institution=self.institution, sop_instance_uid__in=sop_instance_uids
+            ).only("id", "sha256", "storage_key", "study_id", "sop_instance_uid")
+        }
 
     def _duplicate_or_conflict(self, result: IngestResult, existing: Instance, sha256: str) -> IngestResult:
         result.instance_id = existing.pk
@@ -250,13 +434,20 @@ class IngestSession:
             return known if known is not None else self._index_new(header, key, size, sha256)
         except Exception:
             # A failed transaction may have rolled back rows we remembered.
-            self._patients.clear()
-            self._studies.clear()
-            self._series.clear()
+            self._forget_rows()
             raise
 
-    def _instance(self, header: Header, study: Study, series_id: int, key: str, size: int, sha256: str) -> Instance:
-        return Instance.objects.create(
+    def _forget_rows(self) -> None:
+        self._patients.clear()
+        self._studies.clear()
+        self._series.clear()
+
+    def _instance(
+        self, header: Header, study: Study, series_id: int, key: str, size: int, sha256: str, *, save: bool = True
+    ) -> Instance:
+        """The instance's index row, inserted (or, with ``save=False``, for the caller to insert)."""
+        make = Instance.objects.create if save else Instance
+        return make(
             institution=self.institution,
             study=study,
             series_id=series_id,
@@ -274,7 +465,7 @@ class IngestSession:
             preview_status=Instance.PreviewStatus.PENDING,
         )
 
-    def _index_known(self, header: Header, key: str, size: int, sha256: str) -> Instance | None:
+    def _index_known(self, header: Header, key: str, size: int, sha256: str, *, save: bool = True) -> Instance | None:
         """Index an instance of a patient, study, series and modality this session has seen; None if not."""
         study = self._studies.get(header.study_instance_uid)
         patient_id = self._patients.get((header.issuer_of_patient_id, header.patient_id))
@@ -283,7 +474,7 @@ class IngestSession:
         series_id = self._series.get((study.pk, header.series_instance_uid))
         if series_id is None or (header.modality and header.modality not in study.modality_list):
             return None
-        instance = self._instance(header, study, series_id, key, size, sha256)
+        instance = self._instance(header, study, series_id, key, size, sha256, save=save)
         self._uncounted[study.pk].add(series_id)
         self._touched_studies[study.pk] = study
         return instance
@@ -385,10 +576,11 @@ class IngestSession:
     # --- end of batch ---------------------------------------------------------
 
     def close(self) -> None:
-        """Schedule previews, notify pages and audit, once per study."""
+        """Index what is staged, then schedule previews, notify pages and audit, once per study."""
         from clinicnet.events import push_to_institutions
         from imaging.tasks import schedule_previews
 
+        self.flush()
         self._recount()
         for study_id, instance_ids in self._stored_by_study.items():
             study = self._touched_studies[study_id]
@@ -415,6 +607,21 @@ class IngestSession:
         self._audited = len(self.results)
         self._stored_by_study.clear()
         self._touched_studies.clear()
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _existing_sql() -> str:
+    table = connection.ops.quote_name(Instance._meta.db_table)
+    column_of = {field.name: str(field.column) for field in Instance._meta.concrete_fields}
+    columns = [
+        connection.ops.quote_name(column_of[name])
+        for name in ("id", "sha256", "storage_key", "study", "institution", "sop_instance_uid")
+    ]
+    # Names come from the model, values are query parameters.
+    return f"SELECT {', '.join(columns[:4])} FROM {table} WHERE {columns[4]} = %s AND {columns[5]} = %s LIMIT 1"  # noqa: S608
 
 
 def _spool_dir() -> str:

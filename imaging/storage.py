@@ -8,6 +8,13 @@ the index refuses them and they are removed).
 Writes are atomic: on the local file system the bytes go to a temporary name
 under ``tmp/`` in the same folder tree and are renamed into place; object
 stores (S3) only show an object once it is completely uploaded.
+
+Durable: :func:`store_file` returns once the bytes are on disk (fsync), or,
+with ``durable=False``, leaves that to a :class:`DurableBatch`, which fsyncs
+the files in background threads while the caller goes on with the next file
+and waits for all of them (and their folders) before the caller commits the
+index rows that point to them. Either way nothing is indexed before its bytes
+are durable.
 """
 
 from __future__ import annotations
@@ -18,9 +25,10 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
@@ -29,6 +37,7 @@ DICOM_PREFIX = "dicom"
 PREVIEW_PREFIX = "previews"
 TMP_PREFIX = "tmp"
 CHUNK = 1024 * 1024
+T = TypeVar("T")
 
 
 def _safe(uid: str) -> str:
@@ -68,11 +77,13 @@ def _local_root() -> Path | None:
     return None
 
 
-def store_file(key: str, source: Path) -> None:
-    """Put the bytes of *source* at *key*, atomically.
+def store_file(key: str, source: Path, *, durable: bool = True) -> None:
+    """Put the bytes of *source* at *key*, atomically, and (unless *durable* is False) durably.
 
     An existing object at *key* is replaced; keys include the content hash,
-    so a replacement always carries the same bytes.
+    so a replacement always carries the same bytes. With ``durable=False``
+    the caller must pass *key* to a :class:`DurableBatch` and wait for it
+    before anything refers to *key*.
     """
     root = _local_root()
     if root is None:
@@ -80,18 +91,143 @@ def store_file(key: str, source: Path) -> None:
             default_storage.save(key, File(handle, name=key))
         return
     target = root / key
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = root / TMP_PREFIX
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
+    tmp = _temporary_copy(root, source)
     try:
-        if not _link_spooled(source, tmp):
-            shutil.copyfile(source, tmp)
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        if durable:
+            _fsync(tmp)
+        try:
+            os.replace(tmp, target)
+        except FileNotFoundError:  # the series folder does not exist yet
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+        if durable:
+            _fsync(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _temporary_copy(root: Path, source: Path) -> Path:
+    """The bytes of *source* under a new temporary name in ``tmp/`` (linked when spooled, else copied)."""
+    tmp_dir = root / TMP_PREFIX
+    tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
+    try:
+        if not tmp_dir.is_dir():  # the first file of a fresh storage folder
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+        if not _link_spooled(source, tmp):
+            shutil.copyfile(source, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _fsync(path: Path) -> None:
+    """fsync a file or a folder (a folder: so that a rename into it survives a crash)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# fsync waits for the disk, not for the CPU, and releases the GIL: a few
+# threads let the disk work on the files of a batch while the caller parses
+# the next one, and let the file system merge their journal commits.
+_SYNC_THREADS = 4
+_sync_pool: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _sync_pool
+    if _sync_pool is None:
+        _sync_pool = ThreadPoolExecutor(max_workers=_SYNC_THREADS, thread_name_prefix="clinicnet-fsync")
+    return _sync_pool
+
+
+def in_background(function: Callable[..., T], *args: Any) -> Future[T]:
+    """Run *function* in the storage threads (for work that lets go of the GIL, such as hashing)."""
+    return _pool().submit(function, *args)
+
+
+class DurableBatch:
+    """Files to store together: written at once, made durable and put in place at :meth:`commit`.
+
+    :meth:`add` brings a file's bytes under a temporary name in the storage
+    (a hard link for spool files, else a copy) and starts its fsync in a
+    background thread at once, so the disk works while the caller parses the
+    next file. :meth:`commit` waits for those fsyncs, renames each file to
+    its key and makes the renames durable (one fsync per folder). A key only
+    ever names complete, durable bytes, as with :func:`store_file`. Object
+    stores need none of this: their upload is the durable write.
+    """
+
+    def __init__(self) -> None:
+        self._root = _local_root()
+        self._staged: list[tuple[Path, str, Future[None]]] = []
+
+    def __len__(self) -> int:
+        return len(self._staged)
+
+    def add(self, key: str, source: Path) -> None:
+        """Stage *source* for *key*; raises ``OSError`` as :func:`store_file` does (nothing is left then)."""
+        if self._root is None:
+            store_file(key, source)
+            return
+        tmp = _temporary_copy(self._root, source)
+        self._staged.append((tmp, key, _pool().submit(_fsync, tmp)))
+
+    def commit(self) -> None:
+        """Put every staged file at its key, durably; raise ``OSError`` if that failed for any.
+
+        After a failure the caller must index none of them. Files already
+        renamed stay where they are (the key may be another session's
+        identical file); unindexed, they are what ``cleanup_storage`` removes.
+        """
+        staged, self._staged = self._staged, []
+        if self._root is None or not staged:
+            return
+        try:
+            error: OSError | None = None
+            for _tmp, _key, synced in staged:
+                try:
+                    synced.result()
+                except OSError as exc:
+                    error = error or exc
+            if error is not None:
+                raise error
+            folders: set[Path] = set()
+            for tmp, key, _synced in staged:
+                target = self._root / key
+                try:
+                    os.replace(tmp, target)
+                except FileNotFoundError:  # the series folder does not exist yet
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp, target)
+                folders.add(target.parent)
+            for future in [_pool().submit(_fsync, folder) for folder in folders]:
+                future.result()
+        finally:
+            for tmp, _key, _synced in staged:
+                tmp.unlink(missing_ok=True)
+
+    def drop(self, key: str) -> None:
+        """Forget the file staged for *key* (it will not be put in place)."""
+        keep = []
+        for tmp, staged_key, synced in self._staged:
+            if staged_key == key:
+                synced.cancel()
+                tmp.unlink(missing_ok=True)
+            else:
+                keep.append((tmp, staged_key, synced))
+        self._staged = keep
+
+    def discard(self) -> None:
+        """Drop every staged file (after a failure before :meth:`commit`)."""
+        staged, self._staged = self._staged, []
+        for tmp, _key, synced in staged:
+            with contextlib.suppress(Exception):
+                synced.result()
+            tmp.unlink(missing_ok=True)
 
 
 def _link_spooled(source: Path, tmp: Path) -> bool:

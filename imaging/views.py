@@ -22,7 +22,7 @@ from clinicnet.audit.services import audit_record
 from imaging import access
 from imaging.archive import expand_upload, ingest_entry
 from imaging.dicom.names import fold_for_search
-from imaging.ingest import EntryPoint, IngestResult, IngestSession, spool_dir
+from imaging.ingest import UPLOAD_BATCH, EntryPoint, IngestResult, IngestSession, spool_dir
 from imaging.models import Instance, Series, Study
 from imaging.panels import study_panels
 from institutions.models import Institution
@@ -60,6 +60,7 @@ def ingest_uploaded_file(
             entry_point=entry_point,
             actor=request_user(request),
             request=request,
+            batch_size=UPLOAD_BATCH,  # results are read after the session closes
         ) as session:
             for entry in expand_upload(path, name or upload.name or "upload"):
                 ingest_entry(session, entry)

@@ -12,14 +12,14 @@ import base64
 import re
 import struct
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pydicom
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -101,7 +101,10 @@ def _int(ds: Dataset, keyword: str) -> int | None:
 
 
 def _date(ds: Dataset, keyword: str) -> date | None:
-    raw = _text(ds, keyword, 32)
+    return _parse_date(_text(ds, keyword, 32))
+
+
+def _parse_date(raw: str) -> date | None:
     match = re.match(r"^(\d{4})\.?(\d{2})\.?(\d{2})", raw)
     if not match:
         return None
@@ -109,6 +112,47 @@ def _date(ds: Dataset, keyword: str) -> date | None:
         return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
     except ValueError:
         return None
+
+
+def _raw_converted(ds: Dataset, metadata: dict[str, Any], keyword: str) -> list[Any] | None:
+    """The JSON values of a top-level element that ``_dataset_json`` converted from its raw bytes, else None.
+
+    An element that went the pydicom way (or was read before) is a DataElement
+    in ``ds._dict`` by now; one still raw was converted by ``_raw_json`` into
+    exactly the values pydicom would give, or was left out as undecodable.
+    """
+    tag = tag_for_keyword(keyword)
+    if tag is None or not isinstance(ds._dict.get(BaseTag(tag)), RawDataElement):
+        return None
+    element = metadata.get(f"{tag:08X}")
+    return (element.get("Value") or []) if element is not None else []
+
+
+def _field_text(ds: Dataset, metadata: dict[str, Any], keyword: str, limit: int = 200) -> str:
+    """``_text(ds, keyword, limit)``, taken from the metadata when it was built from raw bytes."""
+    values = _raw_converted(ds, metadata, keyword)
+    if values is None:
+        return _text(ds, keyword, limit)
+    # str(PersonName) joins its groups with "="; several values are joined with "\" as _text does.
+    texts = ["=".join(value.values()) if isinstance(value, dict) else str(value) for value in values]
+    return "\\".join(texts).strip().replace("\x00", "")[:limit]
+
+
+def _field_int(ds: Dataset, metadata: dict[str, Any], keyword: str) -> int | None:
+    """``_int(ds, keyword)``, taken from the metadata when it was built from raw bytes."""
+    values = _raw_converted(ds, metadata, keyword)
+    if values is None:
+        return _int(ds, keyword)
+    if len(values) != 1:
+        return None
+    try:
+        return int(values[0])
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _field_date(ds: Dataset, metadata: dict[str, Any], keyword: str) -> date | None:
+    return _parse_date(_field_text(ds, metadata, keyword, 32))
 
 
 def _uid(ds: Dataset, keyword: str, label: str) -> str:
@@ -290,7 +334,7 @@ def _raw_person_name(value: bytes, encodings: list[str]) -> dict[str, Any] | Non
         groups = name.split("=")
         while groups and not groups[-1]:
             groups.pop()
-        if not groups:  # an empty name: pydicom's own handling (empty or dropped value)
+        if not groups or len(groups) > 3:  # empty, or more groups than PN has: pydicom's own handling
             return None
         json_name = {"Alphabetic": groups[0]}
         if len(groups) > 1:
@@ -304,7 +348,7 @@ def _raw_person_name(value: bytes, encodings: list[str]) -> dict[str, Any] | Non
 def _dataset_json(ds: Dataset, path: str, bulk_uri: Callable[[str], str], *, fast: bool = True) -> dict[str, Any]:
     """*ds* as DICOM JSON; *fast* converts common elements from their raw bytes (same result)."""
     result: dict[str, Any] = {}
-    raw_by_tag: dict[BaseTag, Any] = ds._dict  # without converting (or reading deferred) values
+    raw_by_tag: MutableMapping[BaseTag, Any] = ds._dict  # without converting (or reading deferred) values
     encodings = _encodings(ds) if fast else []
     for tag in sorted(raw_by_tag):
         if tag in PIXEL_TAGS or tag >> 16 == 0x0002 or tag & 0xFFFF == 0:
@@ -329,7 +373,7 @@ def _dataset_json(ds: Dataset, path: str, bulk_uri: Callable[[str], str], *, fas
 
 def _pixel_data_check(ds: Dataset, path: Path, file_size: int, warned_eof: bool) -> tuple[str, str] | None:
     """Return (tag, VR) of the pixel data element, or None; raise if truncated."""
-    raw_by_tag: dict[BaseTag, Any] = ds._dict  # the raw elements, without decoding deferred values
+    raw_by_tag: MutableMapping[BaseTag, Any] = ds._dict  # the raw elements, without decoding deferred values
     for tag in PIXEL_TAGS:
         raw = raw_by_tag.get(tag)
         if raw is None:
@@ -450,31 +494,33 @@ def parse_header(path: Path, *, dicomweb_root: str = "/dicomweb") -> Header:
         tag, vr = pixel
         metadata[tag] = {"vr": vr, "BulkDataURI": base + tag}
 
-    frames = _int(ds, "NumberOfFrames") or (1 if pixel is not None else 0)
+    # The index fields, from the metadata just built where it came from raw bytes
+    # (the same values as pydicom's, without converting the elements again).
+    frames = _field_int(ds, metadata, "NumberOfFrames") or (1 if pixel is not None else 0)
     return Header(
         sop_class_uid=sop_class_uid,
         sop_instance_uid=sop_instance_uid,
         study_instance_uid=study_uid,
         series_instance_uid=series_uid,
         transfer_syntax_uid=transfer_syntax,
-        patient_id=_text(ds, "PatientID", 64),
-        issuer_of_patient_id=_text(ds, "IssuerOfPatientID", 64),
-        patient_name=_text(ds, "PatientName", 400),
-        patient_birth_date=_date(ds, "PatientBirthDate"),
-        patient_sex=_text(ds, "PatientSex", 16),
-        study_date=_date(ds, "StudyDate"),
-        study_time=_text(ds, "StudyTime", 32),
-        accession_number=_text(ds, "AccessionNumber", 64),
-        study_id=_text(ds, "StudyID", 64),
-        study_description=_text(ds, "StudyDescription", 200),
-        referring_physician_name=_text(ds, "ReferringPhysicianName", 400),
-        modality=_text(ds, "Modality", 16),
-        series_number=_int(ds, "SeriesNumber"),
-        series_description=_text(ds, "SeriesDescription", 200),
-        body_part=_text(ds, "BodyPartExamined", 64),
-        instance_number=_int(ds, "InstanceNumber"),
+        patient_id=_field_text(ds, metadata, "PatientID", 64),
+        issuer_of_patient_id=_field_text(ds, metadata, "IssuerOfPatientID", 64),
+        patient_name=_field_text(ds, metadata, "PatientName", 400),
+        patient_birth_date=_field_date(ds, metadata, "PatientBirthDate"),
+        patient_sex=_field_text(ds, metadata, "PatientSex", 16),
+        study_date=_field_date(ds, metadata, "StudyDate"),
+        study_time=_field_text(ds, metadata, "StudyTime", 32),
+        accession_number=_field_text(ds, metadata, "AccessionNumber", 64),
+        study_id=_field_text(ds, metadata, "StudyID", 64),
+        study_description=_field_text(ds, metadata, "StudyDescription", 200),
+        referring_physician_name=_field_text(ds, metadata, "ReferringPhysicianName", 400),
+        modality=_field_text(ds, metadata, "Modality", 16),
+        series_number=_field_int(ds, metadata, "SeriesNumber"),
+        series_description=_field_text(ds, metadata, "SeriesDescription", 200),
+        body_part=_field_text(ds, metadata, "BodyPartExamined", 64),
+        instance_number=_field_int(ds, metadata, "InstanceNumber"),
         number_of_frames=frames if pixel is not None else 0,
-        rows=_int(ds, "Rows"),
-        columns=_int(ds, "Columns"),
+        rows=_field_int(ds, metadata, "Rows"),
+        columns=_field_int(ds, metadata, "Columns"),
         metadata=metadata,
     )

@@ -9,6 +9,7 @@ megabytes of memory, not a gigabyte.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import tempfile
@@ -59,11 +60,12 @@ def closing(boundary: str) -> bytes:
 
 @dataclass
 class Part:
-    """One part of a request: its headers (lower-case names) and where its content was spooled."""
+    """One part of a request: its headers (lower-case names), where its content was spooled, and its SHA-256."""
 
     headers: dict[str, str]
     path: Path
     size: int
+    sha256: str = ""
 
     @property
     def content_type(self) -> str:
@@ -150,23 +152,31 @@ class MultipartReader:
             headers[name.strip().lower()] = value.strip()
         return headers
 
-    def _content_to(self, handle: tempfile._TemporaryFileWrapper[bytes]) -> int:
+    def _content_to(self, handle: tempfile._TemporaryFileWrapper[bytes]) -> tuple[int, str]:
+        """Write the part's content to *handle*; its size and SHA-256 (hashed as written, not read back)."""
         size = 0
+        digest = hashlib.sha256()
         keep = len(self.delimiter) - 1
         while True:
             index = self.buffer.find(self.delimiter)
             if index >= 0:
-                handle.write(self.buffer[:index])
+                self._write(handle, digest, index)
                 size += index
-                del self.buffer[: index + len(self.delimiter)]
-                return size
+                del self.buffer[: len(self.delimiter)]
+                return size, digest.hexdigest()
             if len(self.buffer) > keep:
                 cut = len(self.buffer) - keep
-                handle.write(self.buffer[:cut])
+                self._write(handle, digest, cut)
                 size += cut
-                del self.buffer[:cut]
             if not self._fill():
                 raise MalformedMultipart("the body ends inside a part: the closing boundary is missing")
+
+    def _write(self, handle: tempfile._TemporaryFileWrapper[bytes], digest: hashlib._Hash, count: int) -> None:
+        """Write and hash the first *count* bytes of the buffer, then drop them (no copy of the bytes)."""
+        with memoryview(self.buffer) as view, view[:count] as content:
+            handle.write(content)
+            digest.update(content)
+        del self.buffer[:count]
 
     def _drop_current(self) -> None:
         if self._current is not None:
@@ -182,10 +192,10 @@ class MultipartReader:
                 handle = tempfile.NamedTemporaryFile(dir=self.spool_dir, suffix=".part", delete=False)
                 self._current = Path(handle.name)
                 try:
-                    size = self._content_to(handle)
+                    size, sha256 = self._content_to(handle)
                 finally:
                     handle.close()
-                yield Part(headers=headers, path=self._current, size=size)
+                yield Part(headers=headers, path=self._current, size=size, sha256=sha256)
         finally:
             self.close()
 

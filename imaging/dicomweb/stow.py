@@ -4,7 +4,10 @@ The body is read from the request as a stream: each part is spooled to a
 temporary file in ``imaging.ingest.spool_dir()`` (the data disk) and handed
 to the one ingest path, :class:`imaging.ingest.IngestSession` with
 ``EntryPoint.STOW``, before the next part is read. A 1 GB request needs a
-megabyte of buffer, not a gigabyte.
+megabyte of buffer, not a gigabyte. The parts are hashed as they are spooled,
+and the session indexes them in batches of ``UPLOAD_BATCH`` (each batch durable
+on disk before its one transaction); the response is built after the
+session has closed, from the final per-part results.
 
 The instances go to the user's upload institution
 (``imaging.access.upload_institution``); a user with several names one with
@@ -33,7 +36,7 @@ from imaging.dicomweb.common import DicomwebError, endpoint, json_response
 from imaging.dicomweb.multipart import MalformedMultipart, MultipartReader, Part
 from imaging.dicomweb.negotiation import DICOM, DICOM_JSON, MULTIPART, content_type_params, request_accept, wants_json
 from imaging.dicomweb.urls_util import service_root
-from imaging.ingest import EntryPoint, IngestResult, IngestSession, Outcome, spool_dir
+from imaging.ingest import UPLOAD_BATCH, EntryPoint, IngestResult, IngestSession, Outcome, spool_dir
 from institutions.models import User
 
 # Failure Reason (0008,1197) values (PS3.18 Table 10.5.3-3 and PS3.4 Annex B).
@@ -114,6 +117,11 @@ class _Outcomes:
         self.failed.append(_failed_item(sop_class, sop_instance, reason))
 
 
+# A part's fate: an ingest result (final once the session has closed), or a
+# failure found before ingest (reason, SOP Class UID, SOP Instance UID).
+_PartOutcome = IngestResult | tuple[int, str, str]
+
+
 def _part_uids(path: Path) -> tuple[str, str]:
     try:
         ds = pydicom.dcmread(
@@ -142,22 +150,31 @@ def store_instances(request: HttpRequest, study_uid: str | None = None) -> HttpR
     outcomes = _Outcomes(service_root(request))
     problem = ""
     actor = request.user if isinstance(request.user, User) else None  # endpoint() let only users in
-    with IngestSession(institution=institution, entry_point=EntryPoint.STOW, actor=actor, request=request) as session:
+    parts: list[_PartOutcome] = []
+    with IngestSession(
+        institution=institution, entry_point=EntryPoint.STOW, actor=actor, request=request, batch_size=UPLOAD_BATCH
+    ) as session:
         try:
             for number, part in enumerate(MultipartReader(request, boundary, spool_dir()), start=1):
                 part_media = content_type_params(part.content_type)[0] or DICOM
                 if part_media != DICOM:
-                    outcomes.fail(CANNOT_UNDERSTAND)
+                    parts.append((CANNOT_UNDERSTAND, "", ""))
                     continue
                 if study_uid is not None:
                     found = _study_uid_of(part.path)
                     if found is not None and found != study_uid:
-                        outcomes.fail(DOES_NOT_MATCH, part, *_part_uids(part.path))
+                        parts.append((DOES_NOT_MATCH, *_part_uids(part.path)))
                         continue
                 name = part.headers.get("content-location") or f"part {number}"
-                outcomes.add(session.add_file(part.path, name=name[:200]))
+                parts.append(session.add_file(part.path, name=name[:200], sha256=part.sha256 or None))
         except MalformedMultipart as exc:
             problem = str(exc)
+    # Only now, with the session closed, is every result final (durable and indexed, or not).
+    for outcome in parts:
+        if isinstance(outcome, IngestResult):
+            outcomes.add(outcome)
+        else:
+            outcomes.fail(outcome[0], None, outcome[1], outcome[2])
     if problem and not outcomes.stored and not outcomes.failed:
         raise DicomwebError(
             400, _("The request body is not a valid multipart/related message: %(reason)s") % {"reason": problem}

@@ -11,7 +11,7 @@ import pydicom
 import pytest
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from imaging.dicom import header
 from imaging.dicom.header import InvalidDicom, read_dataset
@@ -97,9 +97,9 @@ def _written(ds: Dataset, syntax: str) -> Path:
     import tempfile
 
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = syntax
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    ds.file_meta.TransferSyntaxUID = UID(syntax)
+    ds.file_meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.2")
+    ds.file_meta.MediaStorageSOPInstanceUID = UID("1.2.3.4")
     handle = tempfile.NamedTemporaryFile(suffix=".dcm", delete=False)
     handle.close()
     ds.save_as(handle.name, enforce_file_format=True)
@@ -183,3 +183,43 @@ def test_a_number_of_the_wrong_length_is_left_out_as_pydicom_leaves_it_out() -> 
         path.unlink()
     assert fast == reference
     assert "00280010" not in json.loads(fast)
+
+
+TEXT_FIELDS = {
+    "patient_id": ("PatientID", 64),
+    "issuer_of_patient_id": ("IssuerOfPatientID", 64),
+    "patient_name": ("PatientName", 400),
+    "patient_sex": ("PatientSex", 16),
+    "study_time": ("StudyTime", 32),
+    "accession_number": ("AccessionNumber", 64),
+    "study_id": ("StudyID", 64),
+    "study_description": ("StudyDescription", 200),
+    "referring_physician_name": ("ReferringPhysicianName", 400),
+    "modality": ("Modality", 16),
+    "series_description": ("SeriesDescription", 200),
+    "body_part": ("BodyPartExamined", 64),
+}
+INT_FIELDS = {
+    "series_number": "SeriesNumber",
+    "instance_number": "InstanceNumber",
+    "rows": "Rows",
+    "columns": "Columns",
+}
+DATE_FIELDS = {"patient_birth_date": "PatientBirthDate", "study_date": "StudyDate"}
+
+
+@pytest.mark.parametrize("path", EVERY_FILE, ids=lambda path: path.name)
+def test_index_fields_taken_from_the_metadata_are_what_pydicom_gives(path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            parsed = header.parse_header(path)
+        except InvalidDicom:
+            pytest.skip("not an archivable DICOM file")
+        ds = read_dataset(path)[0]
+        expected: dict[str, object] = {
+            field: header._text(ds, keyword, limit) for field, (keyword, limit) in TEXT_FIELDS.items()
+        }
+        expected |= {field: header._int(ds, keyword) for field, keyword in INT_FIELDS.items()}
+        expected |= {field: header._date(ds, keyword) for field, keyword in DATE_FIELDS.items()}
+    assert {field: getattr(parsed, field) for field in expected} == expected

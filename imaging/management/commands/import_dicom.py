@@ -17,7 +17,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
 from imaging.archive import count_entries, expand_upload, ingest_entry
-from imaging.ingest import EntryPoint, IngestResult, IngestSession, Outcome
+from imaging.ingest import UPLOAD_BATCH, EntryPoint, IngestResult, IngestSession, Outcome
 from institutions.models import Institution
 
 CLOSE_EVERY = 500
@@ -86,7 +86,11 @@ class Command(BaseCommand):
         paths: list[Path] = options["paths"]
         progress = Progress(self.stderr, sum(count_entries(p) for p in paths if p.exists()), not options["no_progress"])
         session = IngestSession(
-            institution=institution, entry_point=EntryPoint.IMPORT, actor_label="manage.py import_dicom"
+            institution=institution,
+            entry_point=EntryPoint.IMPORT,
+            actor_label="manage.py import_dicom",
+            # The progress line counts the failures found as files are added; the final report has them all.
+            batch_size=UPLOAD_BATCH,
         )
         try:
             for path in paths:
