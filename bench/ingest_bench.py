@@ -123,12 +123,8 @@ class Server:
             self.process.wait()
 
 
-def require(program: str, package: str) -> str:
-    """The path of *program*; installs the Debian *package* with apt-get when it is missing."""
-    found = shutil.which(program)
-    if found:
-        return found
-    print(f"installing Debian package {package} for {program} …", file=sys.stderr)
+def apt_install(package: str, what: str) -> None:
+    print(f"installing Debian package {package} for {what} …", file=sys.stderr)
     sudo = [] if os.geteuid() == 0 else ["sudo"]
     subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True)
     subprocess.run(
@@ -136,6 +132,14 @@ def require(program: str, package: str) -> str:
         check=True,
         env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
     )
+
+
+def require(program: str, package: str) -> str:
+    """The path of *program*; installs the Debian *package* with apt-get when it is missing."""
+    found = shutil.which(program)
+    if found:
+        return found
+    apt_install(package, program)
     found = shutil.which(program)
     if not found:
         raise SystemExit(f"{program} is still missing after installing {package}")
@@ -418,7 +422,7 @@ class Orthanc:
     def start(self) -> Orthanc:
         program = require("Orthanc", "orthanc")
         if not ORTHANC_PLUGIN.exists():
-            require("Orthanc", "orthanc-dicomweb")
+            apt_install("orthanc-dicomweb", "Orthanc's DICOMweb plugin")
         global ORTHANC_VERSION
         ORTHANC_VERSION = subprocess.run([program, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
         folder = self.workdir / "orthanc"

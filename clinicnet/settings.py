@@ -167,9 +167,10 @@ if REDIS_URL:
     # Redis pub/sub (RedisPubSubChannelLayer) by default: under co-reading load it delivered 8×
     # the messages of the list-based RedisChannelLayer (CHANNEL_LAYER=redis), which dropped most
     # pointers at its channel capacity; bench/README.md (co-reading) has the figures for both.
+    # clinicnet.channel_layer lets a process's publishes go out concurrently.
     if envstr("CHANNEL_LAYER", "redis-pubsub") == "redis-pubsub":
         CHANNEL_LAYERS = {
-            "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+            "default": {"BACKEND": "clinicnet.channel_layer.PubSubChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
         }
     else:
         CHANNEL_LAYERS = {

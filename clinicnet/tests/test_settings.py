@@ -73,7 +73,7 @@ def test_database_and_redis_urls_switch_to_the_production_shape(tmp_path: Path) 
     )
     assert config["db"] == "django.db.backends.postgresql"
     assert config["db_name"] == "clinicnet"
-    assert config["layer"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    assert config["layer"] == "clinicnet.channel_layer.PubSubChannelLayer"
     assert config["task_mode"] == "celery"
     assert config["eager"] is False
     assert config["broker"] == "redis://cache:6379/0"

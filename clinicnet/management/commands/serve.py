@@ -49,6 +49,9 @@ class Command(BaseCommand):
             ws="websockets-sansio",
             # Co-reading messages are small; this caps a misbehaving client.
             ws_max_size=1024 * 1024,
+            # Co-reading's messages are a few hundred bytes, sent thousands of times a second to
+            # every participant: compressing each one for each socket cost more CPU than it saves.
+            ws_per_message_deflate=False,
             # Behind nginx the client address comes from X-Forwarded-For, only when trusted.
             proxy_headers=settings.TRUST_X_FORWARDED_FOR,
             forwarded_allow_ips=envstr("FORWARDED_ALLOW_IPS", "127.0.0.1"),
