@@ -270,7 +270,7 @@ def test_head_and_unsupported_methods(ct: Study, doctor: User) -> None:
 
 @pytest.mark.django_db(transaction=True)
 async def test_retrieve_streams_asynchronously_under_asgi(clinic: Institution, doctor: User) -> None:
-    """Under ASGI (daphne) the body is an async iterator, so Django does not collect it into a list first."""
+    """Under ASGI (uvicorn) the body is an async iterator, so Django does not collect it into a list first."""
     from asgiref.sync import sync_to_async
     from django.test import AsyncClient
 
