@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from email.utils import formatdate, parsedate_to_datetime
@@ -297,6 +298,24 @@ RETRIEVE_AUDIT_WINDOW_SECONDS = 300
 FILE_RESOURCES = frozenset({"study", "series", "instance"})
 
 
+# This process's copy of the windows it has seen (key -> end, epoch seconds): the frames of a
+# series then skip the cache's round trip (~0.7 ms on Redis) as well as the row. Never longer
+# than the window recorded in the cache, so no read goes unrecorded past its end.
+_covered_until: dict[str, float] = {}
+_COVERED_MAX = 10_000
+
+
+def _remember_window(key: str, ends: float, now: float) -> None:
+    if ends <= now:
+        return
+    if len(_covered_until) >= _COVERED_MAX:
+        for old in [k for k, end in _covered_until.items() if end <= now]:
+            del _covered_until[old]
+        if len(_covered_until) >= _COVERED_MAX:
+            _covered_until.clear()
+    _covered_until[key] = ends
+
+
 def audit_retrieve(request: HttpRequest, study: Study | StudyKey, resource: str, **detail: str) -> None:
     """Record that the requester read *study*: one ``study.retrieve`` row per user, study and kind a window.
 
@@ -309,10 +328,17 @@ def audit_retrieve(request: HttpRequest, study: Study | StudyKey, resource: str,
     # The study's creation time keeps keys apart across databases that reuse primary keys (test runs).
     key = f"dicomweb:audit:{getattr(request.user, 'pk', None)}:{study.pk}:{study.created_at.timestamp():.6f}:{kind}"
     if window > 0:
+        now = time.time()
+        if _covered_until.get(key, 0.0) > now:
+            return
+        ends = now + window
         try:
-            first = cache.add(key, 1, timeout=window)
+            first = cache.add(key, ends, timeout=window)
+            if not first:  # another request (or process) recorded this window: when does it end?
+                ends = float(cache.get(key) or 0.0)
         except Exception:  # noqa: BLE001  (an unreachable cache must not cost an audit row)
-            first = True
+            first, ends = True, 0.0
+        _remember_window(key, ends, now)
         if not first:
             return
     # Per-frame requests know the study by its key alone; its institution is read only for the row.

@@ -130,3 +130,35 @@ def test_refused_and_not_modified_requests_write_no_row(
     again = client.get(f"{_frames_url(mr)}/1", HTTP_IF_NONE_MATCH=first["ETag"])
     assert again.status_code == 304
     assert len(_rows(mr)) == 1
+
+
+def test_within_its_window_a_process_asks_the_cache_once(
+    mr: Study, doctor: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+    real_add = cache.add
+
+    def counting_add(key: str, *args: object, **kwargs: object) -> bool:
+        asked.append(key)
+        return real_add(key, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "add", counting_add)
+    _view(client_for(doctor), mr)
+    assert len(asked) == 1  # the metadata's; the ten frames are covered by this process's memory
+    assert len(_rows(mr)) == 1
+
+
+def test_a_window_opened_by_another_process_ends_when_its_cache_entry_says(
+    mr: Study, doctor: User, settings: object
+) -> None:
+    """The process-local copy never covers reads past the window recorded in the shared cache."""
+    client = client_for(doctor)
+    url = f"/dicomweb/studies/{mr.study_instance_uid}/metadata"
+    key = f"dicomweb:audit:{doctor.pk}:{mr.pk}:{mr.created_at.timestamp():.6f}:images"
+    # Another web process recorded this read 299.5 s ago: its window has half a second left.
+    cache.add(key, time.time() + 0.5, timeout=0.5)
+    assert client.get(url).status_code == 200
+    assert _rows(mr) == []
+    time.sleep(0.7)
+    assert client.get(url).status_code == 200
+    assert len(_rows(mr)) == 1
