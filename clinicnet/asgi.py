@@ -10,10 +10,15 @@ from __future__ import annotations
 import gc
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clinicnet.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)  # what django.core.asgi.get_asgi_application does before its handler
+
+from imaging.dicomweb.asgi import ClinicNetASGIHandler  # noqa: E402  (needs Django set up first)
+
+# Django's ASGI handler, answering DICOMweb reads in one thread hop (imaging/dicomweb/asgi.py).
+django_asgi_app = ClinicNetASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

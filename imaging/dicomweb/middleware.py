@@ -42,6 +42,13 @@ class _DicomwebHandler(BaseHandler):
             settings.MIDDLEWARE = full
 
 
+def dicomweb_handler() -> _DicomwebHandler:
+    """A request handler whose chain is ``DICOMWEB_MIDDLEWARE``, built in synchronous mode."""
+    handler = _DicomwebHandler()
+    handler.load_middleware()
+    return handler
+
+
 class DicomwebMiddleware:
     """First in ``MIDDLEWARE``: /dicomweb/ requests go through ``DICOMWEB_MIDDLEWARE`` instead of the rest."""
 
@@ -50,8 +57,7 @@ class DicomwebMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
-        handler = _DicomwebHandler()
-        handler.load_middleware()
+        handler = dicomweb_handler()
         self.dicomweb: Callable[[HttpRequest], HttpResponseBase] = handler._middleware_chain  # type: ignore[assignment]  # set by load_middleware
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:

@@ -1,0 +1,92 @@
+"""Django's ASGI handler, with DICOMweb reads served in one thread hop.
+
+A viewer reads a study as hundreds of small GETs (a frame, a rendered slice, a
+thumbnail each). Django's ``ASGIHandler`` spends on every request, besides the
+view: a new thread (its ``ThreadSensitiveContext`` gives each request an executor
+of its own), three hand-offs to it (the ``request_started`` signal, the view,
+``response.close`` with ``request_finished``), a task that listens for the
+client going away, and the body sent in 64 KiB messages.
+
+For ``GET`` and ``HEAD`` under ``/dicomweb/`` this handler does the synchronous
+part — signals, the ``DICOMWEB_MIDDLEWARE`` chain, the view, closing — in one
+call on a thread of the event loop's pool, as a WSGI server would, and sends a
+complete body in one message. Streaming answers (whole studies, series,
+instances) are sent as Django sends them and closed afterwards. Everything
+else, STOW-RS included, goes through Django's own handling.
+"""
+
+from __future__ import annotations
+
+from tempfile import SpooledTemporaryFile
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.http import FileResponse
+from django.http.response import HttpResponseBase
+from django.urls import set_script_prefix
+
+from imaging.dicomweb.middleware import PREFIX, dicomweb_handler
+
+Scope = dict[str, Any]
+
+
+class ClinicNetASGIHandler(ASGIHandler):
+    """``ASGIHandler`` answering DICOMweb reads in one thread hop (see the module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._dicomweb = dicomweb_handler()
+
+    async def handle(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["method"] not in ("GET", "HEAD") or not scope["path"].startswith(PREFIX):
+            await super().handle(scope, receive, send)
+            return
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        response = await sync_to_async(self._respond, thread_sensitive=False)(scope, body_file)
+        if not response.streaming:
+            await send({"type": "http.response.start", "status": response.status_code, "headers": _headers(response)})
+            await send({"type": "http.response.body", "body": response.content})
+            return
+        try:
+            await self.send_response(response, send)
+        finally:
+            await sync_to_async(_close, thread_sensitive=False)(response, body_file)
+
+    def _respond(self, scope: Scope, body_file: SpooledTemporaryFile[bytes]) -> HttpResponseBase:
+        """The request, start to end, in this thread; a complete answer is closed before it is sent."""
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            response = self._dicomweb.get_response(request)
+        assert response is not None
+        response._handler_class = self.__class__  # type: ignore[attr-defined]  # as Django's handler marks it
+        if isinstance(response, FileResponse):
+            response.block_size = self.chunk_size
+        if not response.streaming:
+            _close(response, body_file)
+        return response
+
+
+def _close(response: HttpResponseBase, body_file: SpooledTemporaryFile[bytes]) -> None:
+    try:
+        response.close()  # sends request_finished: the thread's database connection goes back
+    finally:
+        body_file.close()
+
+
+def _headers(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (name.encode("ascii"), value.encode("latin-1") if isinstance(value, str) else bytes(value))
+        for name, value in response.items()
+    ]
+    headers += [
+        (b"Set-Cookie", cookie.output(header="").encode("ascii").strip()) for cookie in response.cookies.values()
+    ]
+    return headers
