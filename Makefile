@@ -1,6 +1,6 @@
 # ClinicNet set-up. Two commands do everything on a fresh machine:
 #   make run    set up, then serve on http://$(HOST):$(PORT)/
-#   make test   set up, then lint and run the whole test suite
+#   make test   set up, then lint, type-check and run the whole test suite
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -18,7 +18,7 @@ run: setup
 	@echo ""
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)
 
-test: setup test-system-deps lint frontend-test
+test: setup test-system-deps lint typecheck frontend-test
 	$(PY) -m pytest
 
 setup: system-deps venv frontend

@@ -33,7 +33,7 @@ class _Shard(RedisSingleShardConnection):
 class _LoopLayer(RedisPubSubLoopLayer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._shards = [_Shard(shard.host, self) for shard in self._shards]
+        self._shards = [_Shard(shard.host, self) for shard in self._shards]  # type: ignore[has-type]  # untyped
 
 
 class PubSubChannelLayer(RedisPubSubChannelLayer):

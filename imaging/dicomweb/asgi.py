@@ -17,8 +17,7 @@ else, STOW-RS included, goes through Django's own handling.
 
 from __future__ import annotations
 
-from tempfile import SpooledTemporaryFile
-from typing import Any
+from typing import IO, Any
 
 from asgiref.sync import sync_to_async
 from django.core import signals
@@ -51,14 +50,15 @@ class ClinicNetASGIHandler(ASGIHandler):
         response = await sync_to_async(self._respond, thread_sensitive=False)(scope, body_file)
         if not response.streaming:
             await send({"type": "http.response.start", "status": response.status_code, "headers": _headers(response)})
-            await send({"type": "http.response.body", "body": response.content})
+            body: bytes = response.content  # type: ignore[attr-defined]  # every complete response has it
+            await send({"type": "http.response.body", "body": body})
             return
         try:
             await self.send_response(response, send)
         finally:
             await sync_to_async(_close, thread_sensitive=False)(response, body_file)
 
-    def _respond(self, scope: Scope, body_file: SpooledTemporaryFile[bytes]) -> HttpResponseBase:
+    def _respond(self, scope: Scope, body_file: IO[bytes]) -> HttpResponseBase:
         """The request, start to end, in this thread; a complete answer is closed before it is sent."""
         set_script_prefix(get_script_prefix(scope))
         signals.request_started.send(sender=self.__class__, scope=scope)
@@ -74,7 +74,7 @@ class ClinicNetASGIHandler(ASGIHandler):
         return response
 
 
-def _close(response: HttpResponseBase, body_file: SpooledTemporaryFile[bytes]) -> None:
+def _close(response: HttpResponseBase, body_file: IO[bytes]) -> None:
     try:
         response.close()  # sends request_finished: the thread's database connection goes back
     finally:

@@ -58,7 +58,7 @@ class DicomwebMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
         handler = dicomweb_handler()
-        self.dicomweb: Callable[[HttpRequest], HttpResponseBase] = handler._middleware_chain  # type: ignore[assignment]  # set by load_middleware
+        self.dicomweb: Callable[[HttpRequest], HttpResponseBase] = handler._middleware_chain  # type: ignore[attr-defined]  # set by load_middleware
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         if request.path_info.startswith(PREFIX):
