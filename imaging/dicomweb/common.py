@@ -309,8 +309,11 @@ def _remember_window(key: str, ends: float, now: float) -> None:
     if ends <= now:
         return
     if len(_covered_until) >= _COVERED_MAX:
-        for old in [k for k, end in _covered_until.items() if end <= now]:
-            del _covered_until[old]
+        # Requests run on several threads: prune from a snapshot, and tolerate a key another
+        # thread removed first.
+        for old, end in list(_covered_until.items()):
+            if end <= now:
+                _covered_until.pop(old, None)
         if len(_covered_until) >= _COVERED_MAX:
             _covered_until.clear()
     _covered_until[key] = ends

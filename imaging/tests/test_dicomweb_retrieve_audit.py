@@ -163,3 +163,16 @@ def test_a_window_opened_by_another_process_ends_when_its_cache_entry_says(
     time.sleep(1.2)
     assert client.get(url).status_code == 200
     assert len(_rows(mr)) == 1
+
+
+def test_the_per_process_memory_of_windows_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from imaging.dicomweb import common
+
+    monkeypatch.setattr(common, "_covered_until", {})
+    monkeypatch.setattr(common, "_COVERED_MAX", 4)
+    now = time.time()
+    common._covered_until.update({"ended-1": now - 5, "ended-2": now - 1, "open-1": now + 60, "open-2": now + 60})
+    common._remember_window("new", now + 300, now)
+    assert common._covered_until == {"open-1": now + 60, "open-2": now + 60, "new": now + 300}
+    common._remember_window("ended-already", now - 1, now)  # a window that is over is not remembered
+    assert "ended-already" not in common._covered_until
