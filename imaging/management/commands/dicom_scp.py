@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from clinicnet.lib.startup import freeze_start_up_objects
 from imaging.dimse import start_scp
 
 # docker-compose gives the service 30 s (stop_grace_period) before it kills it.
@@ -28,6 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--ae-title", default=None, help=f"our AE title (default {settings.DICOM_SCP_AE_TITLE})")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        freeze_start_up_objects()
         server = start_scp(bind=options["bind"], port=options["port"], ae_title=options["ae_title"])
         host, port = server.server_address[:2]
         self.stdout.write(f"DICOM Storage SCP {server.ae_title} listening on {host}:{port} (stop with Ctrl-C)")
