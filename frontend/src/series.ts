@@ -98,21 +98,36 @@ export function nearestPending(requested: ArrayLike<number | boolean>, center: n
   return -1;
 }
 
+/** Two spacings that are positive, finite numbers; anything else (some CR files say 0\\0) is no spacing. */
+function usableSpacing(values: unknown[] | undefined): number[] | null {
+  if (!values || values.length < 2) {
+    return null;
+  }
+  const numbers = values.slice(0, 2).map((value) => Number(value));
+  return numbers.every((value) => Number.isFinite(value) && value > 0) ? numbers : null;
+}
+
 /**
  * Metadata as the image loader's metadata manager needs it. Radiographs and
  * dental images often carry only Imager Pixel Spacing (spacing at the
  * detector); measurements then use it, and the viewer says so on screen.
+ * A spacing of zero would make the image's size on screen zero (it was drawn
+ * nowhere, at zoom "NaN %"): it is left out, as if absent.
  */
 export function withMeasurementSpacing(instance: DicomJsonDataset): {
   metadata: DicomJsonDataset;
   spacing: "pixel" | "imager" | "none";
 } {
-  if (instance[Tag.PixelSpacing]?.Value?.length) {
+  const pixel = usableSpacing(instance[Tag.PixelSpacing]?.Value);
+  const imager = usableSpacing(instance[Tag.ImagerPixelSpacing]?.Value);
+  const rest: DicomJsonDataset = { ...instance };
+  delete rest[Tag.PixelSpacing];
+  delete rest[Tag.ImagerPixelSpacing];
+  if (pixel) {
     return { metadata: instance, spacing: "pixel" };
   }
-  const imager = instance[Tag.ImagerPixelSpacing];
-  if (imager?.Value?.length) {
-    return { metadata: { ...instance, [Tag.PixelSpacing]: { vr: "DS", Value: imager.Value } }, spacing: "imager" };
+  if (imager) {
+    return { metadata: { ...rest, [Tag.PixelSpacing]: { vr: "DS", Value: imager } }, spacing: "imager" };
   }
-  return { metadata: instance, spacing: "none" };
+  return { metadata: rest, spacing: "none" };
 }

@@ -93,4 +93,19 @@ describe("measurement spacing", () => {
   it("says when there is no spacing at all", () => {
     expect(withMeasurementSpacing({}).spacing).toBe("none");
   });
+
+  it("treats a spacing of zero as none, and leaves it out of the image's metadata", () => {
+    const ds = { "00280030": { vr: "DS", Value: [0, 0] }, "00280010": { vr: "US", Value: [1955] } };
+    const { metadata, spacing } = withMeasurementSpacing(ds);
+    expect(spacing).toBe("none");
+    expect(metadata).not.toHaveProperty("00280030");
+    expect(metadata["00280010"]).toEqual({ vr: "US", Value: [1955] });
+  });
+
+  it("falls back to a usable Imager Pixel Spacing when Pixel Spacing is zero", () => {
+    const ds = { "00280030": { vr: "DS", Value: [0, 0] }, "00181164": { vr: "DS", Value: ["0.15", "0.15"] } };
+    const { metadata, spacing } = withMeasurementSpacing(ds);
+    expect(spacing).toBe("imager");
+    expect(metadata["00280030"]).toEqual({ vr: "DS", Value: [0.15, 0.15] });
+  });
 });
