@@ -43,6 +43,7 @@ import psutil
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 
+from bench.machine import load_average, wait_for_quiet
 from coreading.cluster import cluster
 
 SERIES = "1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322"
@@ -55,11 +56,6 @@ def now_ms() -> float:
     return time.time() * 1000.0
 
 
-def loadavg() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
-
-
 def raise_open_files(needed: int) -> int:
     """Raise this process's open-file limit (children inherit it) towards *needed*; the new soft limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -68,15 +64,6 @@ def raise_open_files(needed: int) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
         soft = wanted
     return int(soft)
-
-
-def wait_for_quiet(threshold: float, patience: float) -> None:
-    if threshold <= 0:
-        return
-    deadline = time.monotonic() + patience
-    while os.getloadavg()[0] >= threshold and time.monotonic() < deadline:
-        print(f"waiting for a quieter machine: load average {loadavg()}", file=sys.stderr, flush=True)
-        time.sleep(30)
 
 
 async def open_socket(port: int, room: str, cookie: str, stats: dict[str, Any]) -> ClientConnection:
@@ -248,7 +235,7 @@ def cluster_settings(args: argparse.Namespace) -> dict[str, str]:
 def load(args: argparse.Namespace) -> None:
     raise_open_files(4 * args.rooms * args.per_room + 1024)
     wait_for_quiet(args.quiet_load, args.quiet_wait)
-    load_before = loadavg()
+    load_before = load_average()
     with (
         tempfile.TemporaryDirectory(prefix="coreading-bench-") as folder,
         cluster(Path(folder), servers=args.servers, database_url=args.database, **cluster_settings(args)) as local,
@@ -271,7 +258,7 @@ def load(args: argparse.Namespace) -> None:
         time.sleep(args.warmup)
         for process in [*servers, redis, *clients]:
             process.cpu_percent(None)
-        load_start = loadavg()
+        load_start = load_average()
         started = time.monotonic()
         time.sleep(args.duration)
         elapsed = time.monotonic() - started
@@ -279,7 +266,7 @@ def load(args: argparse.Namespace) -> None:
         redis_cpu = redis.cpu_percent(None)
         client_cpu = sum(process.cpu_percent(None) for process in clients)
         rss = [process.memory_info().rss / 2**20 for process in servers]
-        load_end = loadavg()
+        load_end = load_average()
         results = [queue.get(timeout=300) for _ in workers]
         for process in workers:
             process.join(60)
@@ -385,7 +372,7 @@ async def idle_client(port: int, room: str, cookie: str, stats: dict[str, Any]) 
 def idle(args: argparse.Namespace) -> None:
     raise_open_files(2 * args.idle + 1024)
     wait_for_quiet(args.quiet_load, args.quiet_wait)
-    load_before = loadavg()
+    load_before = load_average()
     with (
         tempfile.TemporaryDirectory(prefix="coreading-bench-") as folder,
         cluster(Path(folder), servers=1, database_url=args.database, **cluster_settings(args)) as local,
@@ -413,10 +400,10 @@ def idle(args: argparse.Namespace) -> None:
             connect_time = time.monotonic() - started
             joined_rss = server.memory_info().rss / 2**20
             server.cpu_percent(None)
-            load_start = loadavg()
+            load_start = load_average()
             await asyncio.sleep(args.duration)  # heartbeats every 5 s, an access re-check every 60 s
             cpu = server.cpu_percent(None)
-            load_end = loadavg()
+            load_end = load_average()
             held_rss = server.memory_info().rss / 2**20
             probe_started = time.monotonic()
             for client in clients:

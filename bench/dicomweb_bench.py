@@ -60,6 +60,8 @@ from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
+from bench.machine import load_average, wait_for_quiet
+
 REPO = Path(__file__).resolve().parent.parent
 DATABASE = "clinicnet_bench"
 PG = "postgres://postgres@127.0.0.1:5432"
@@ -353,20 +355,6 @@ def load_orthanc(root: str, paths: list[Path]) -> float:
 # --------------------------------------------------------------------------- timing
 
 
-def loadavg() -> str:
-    return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
-def wait_for_quiet(threshold: float, patience: float) -> None:
-    """Wait (at most *patience* s) until the 1-minute load average is below *threshold*: others share the machine."""
-    if threshold <= 0:
-        return
-    deadline = time.monotonic() + patience
-    while os.getloadavg()[0] >= threshold and time.monotonic() < deadline:
-        print(f"  waiting for a quieter machine: {loadavg()}", flush=True)
-        time.sleep(30)
-
-
 def timed(call: Callable[[], object], runs: int) -> list[float]:
     out = []
     for _ in range(runs):
@@ -617,7 +605,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
             print("Orthanc: HttpThreadsCount 50, on all cores (bench/orthanc/dicomweb.json)")
             servers.append(Server("Orthanc", orthanc_root + "/dicom-web", {}))
         wait_for_quiet(args.quiet_load, args.quiet_wait)
-        print(f"Timing starts: {loadavg()}", flush=True)
+        print(f"Timing starts: load average {load_average()}", flush=True)
         for label, path in qido:
             counts = [server.count(path) for server in servers]
             print(f"  results of {label}: " + ", ".join(f"{s.name} {c}" for s, c in zip(servers, counts, strict=True)))
@@ -636,7 +624,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
                 )
             rows.append([label, *throughput])
         print_table(["case", *(s.name for s in servers)], rows)
-        print(f"Timing ends: {loadavg()}", flush=True)
+        print(f"Timing ends: load average {load_average()}", flush=True)
 
         if args.skip_large:
             return
@@ -646,7 +634,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
 
         print(f"  archive: {Study.objects.count():,} studies, {Instance.objects.count():,} instances")
         wait_for_quiet(args.quiet_load, args.quiet_wait)
-        print(f"Timing starts: {loadavg()}", flush=True)
+        print(f"Timing starts: load average {load_average()}", flush=True)
         clinicnet = servers[0]
         large = [
             (f"QIDO studies PatientName={NAME_QUERY} (all)", f"/studies?PatientName={NAME_QUERY}"),
@@ -672,7 +660,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
         label = f"WADO-RS study /metadata ({len(ct)}-slice CT)"
         rows.append([label, f"{p(times, 0.5):.1f}", f"{p(times, 0.95):.1f}", sql])
         print_table(["case", "HTTP p50", "HTTP p95", "SQL p50 / p95 (slowest query)"], rows)
-        print(f"Timing ends: {loadavg()}", flush=True)
+        print(f"Timing ends: load average {load_average()}", flush=True)
 
 
 def sql_times(server: Server, path: str, runs: int) -> str:

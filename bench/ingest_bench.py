@@ -60,6 +60,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.machine import load_average
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 BATCH = 50
@@ -751,7 +753,7 @@ def machine() -> str:
 
 
 def load() -> str:
-    return "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return "load average " + load_average()
 
 
 def main(argv: list[str] | None = None) -> None:

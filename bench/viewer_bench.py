@@ -58,6 +58,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydicom.uid import generate_uid
 
+from bench.machine import load_average, wait_for_quiet
 from bench.make_ct_study import make_ct_study
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -360,20 +361,6 @@ def bundle_sizes() -> list[tuple[str, int, int]]:
 # --- report ----------------------------------------------------------------------------------------
 
 
-def _loadavg() -> str:
-    return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
-def wait_for_quiet(threshold: float, patience: float) -> None:
-    """Wait (at most *patience* s) until the 1-minute load average is below *threshold*: others share the machine."""
-    if threshold <= 0:
-        return
-    deadline = time.monotonic() + patience
-    while os.getloadavg()[0] >= threshold and time.monotonic() < deadline:
-        print(f"waiting for a quieter machine: {_loadavg()}", file=sys.stderr, flush=True)
-        time.sleep(30)
-
-
 def _p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
@@ -467,9 +454,9 @@ def main() -> int:
         log = Path(scratch) / "server.log"
         with clinicnet(folder, args.database_url, log, redis_url=args.redis_url, workers=args.workers) as base:
             wait_for_quiet(args.quiet_load, args.quiet_wait)
-            before = _loadavg()
+            before = "load average " + load_average()
             results = measure(base, study_uid, args.runs, args.trace, int(args.timeout * 1000))
-            after = _loadavg()
+            after = "load average " + load_average()
     print(report(results, args, database, (before, after)))
     return 0
 

@@ -123,6 +123,17 @@ def assert_shape_matches_preview(page: Any, study_uid: str, image: Image.Image) 
     assert (right - left) > 0.8 * image.width or (bottom - top) > 0.8 * image.height, (drawn, image.size)
 
 
+def import_and_open(new_page: Any, server: Server, path: Any, study_uid: str) -> tuple[Any, list[str]]:
+    """Import *path* for the doctor's clinic, open its study in the viewer as the doctor; (page, page errors)."""
+    server.manage("import_dicom", str(path), "--institution", CLINIC_CODE, "--no-progress")
+    page = new_page(locale="en-US")
+    errors = watch_errors(page)
+    sign_in(page, "doctor")
+    page.goto(f"/studies/{study_uid}/viewer/")
+    wait_for_image(page)
+    return page, errors
+
+
 # --- tests ------------------------------------------------------------------------------------------
 
 
@@ -192,12 +203,7 @@ def test_a_multi_frame_ultrasound_plays_as_a_loop(new_page: Any, server: Server)
 
     path = testdata_path(CINE_FILE)
     study_uid = pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID
-    server.manage("import_dicom", str(path), "--institution", CLINIC_CODE, "--no-progress")
-    page = new_page(locale="en-US")
-    errors = watch_errors(page)
-    sign_in(page, "doctor")
-    page.goto(f"/studies/{study_uid}/viewer/")
-    wait_for_image(page)
+    page, errors = import_and_open(new_page, server, path, study_uid)
     # A single multi-frame object starts playing by itself, like on the modality.
     page.wait_for_selector(".viewport-cell[data-cell='0'].playing")
     seen = set()
@@ -250,12 +256,7 @@ def test_each_kind_of_image_is_drawn(new_page: Any, server: Server, tmp_path: An
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     path = tmp_path / name
     ds.save_as(path, enforce_file_format=True)  # the pixel data stays encoded as it was
-    server.manage("import_dicom", str(path), "--institution", CLINIC_CODE, "--no-progress")
-    page = new_page(locale="en-US")
-    errors = watch_errors(page)
-    sign_in(page, "doctor")
-    page.goto(f"/studies/{ds.StudyInstanceUID}/viewer/")
-    wait_for_image(page)
+    page, errors = import_and_open(new_page, server, path, ds.StudyInstanceUID)
     image = canvas(page)
     shot(page, f"kind-{name.removesuffix('.dcm')}")
     # Not the shape check of the CT: several of these images have black borders of their own.

@@ -44,6 +44,7 @@ from imaging.dicomweb.common import (
     set_validators,
     streaming_response,
 )
+from imaging.dicomweb.instances import FIELDS as STORED_FIELDS
 from imaging.dicomweb.instances import StoredInstance, stored_instance
 from imaging.dicomweb.negotiation import (
     BIG_ENDIAN,
@@ -60,20 +61,8 @@ from imaging.dicomweb.negotiation import (
 from imaging.dicomweb.urls_util import host_root
 from imaging.models import Instance
 
-INSTANCE_FIELDS = (
-    "id",
-    "sop_instance_uid",
-    "sop_class_uid",
-    "storage_key",
-    "size",
-    "sha256",
-    "transfer_syntax_uid",
-    "number_of_frames",
-    "rows",
-    "columns",
-    "created_at",
-    "series__series_instance_uid",
-)
+# What instance-level reads load: the immutable columns StoredInstance keeps, and the SOP class.
+INSTANCE_FIELDS = (*STORED_FIELDS, "sop_class_uid")
 _BULK_URI = re.compile(r'("BulkDataURI"\s*:\s*")/')
 # The transfer syntax PS3.18 Table 8.7.3-2 makes the default of each frame media type.
 DEFAULT_SYNTAX = {
