@@ -19,6 +19,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from clinicnet.audit.models import AuditEvent
+from imaging import dimse
 from imaging.dicom.header import InvalidDicom, parse_header
 from imaging.dimse import TRANSFER_SYNTAXES, Status, start_scp
 from imaging.ingest import spool_dir
@@ -245,6 +246,40 @@ def test_nagle_is_off_on_the_scp_side_of_the_connection(scp: ThreadedAssociation
     (acceptor,) = scp.active_associations
     assert acceptor.dul.socket.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     assoc.release()
+
+
+def test_the_association_threads_are_woken_not_left_to_their_idle_wait(
+    scp: ThreadedAssociationServer, modality: Institution, monkeypatch
+) -> None:
+    # With an idle wait of 3 s, every step that waited for it (a poll of the socket,
+    # a queued response, a decoded request) would take seconds; woken, a C-ECHO and a
+    # C-STORE are answered at once. Only the release is looked for between messages.
+    monkeypatch.setattr(dimse, "IDLE_WAIT_SECONDS", 3.0)
+    ds = pydicom.dcmread(testdata_path("MR_small.dcm"))
+    assoc = associate(scp, [(Verification, ExplicitVRLittleEndian), (ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)])
+    assert assoc.is_established
+    started = time.monotonic()
+    assert assoc.send_c_echo().Status == Status.SUCCESS
+    assert assoc.send_c_store(ds).Status == Status.SUCCESS
+    assert assoc.send_c_echo().Status == Status.SUCCESS
+    assert time.monotonic() - started < 2.0
+    assoc.release()
+    assert assoc.is_released
+    wait_for_associations_to_end(scp)
+
+
+def test_a_silent_peer_is_dropped_after_the_network_timeout(
+    scp: ThreadedAssociationServer, modality: Institution, caplog
+) -> None:
+    scp.ae.network_timeout = 0.3
+    assoc = associate(scp, [(Verification, ExplicitVRLittleEndian)])
+    assert assoc.is_established
+    deadline = time.monotonic() + 10
+    while assoc.is_established and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert assoc.is_aborted
+    wait_for_associations_to_end(scp)
+    assert any("network timeout" in r.getMessage() for r in caplog.records if r.name == "imaging.dimse")
 
 
 def test_the_scp_accepts_the_common_transfer_syntaxes(scp: ThreadedAssociationServer, modality: Institution) -> None:
