@@ -36,7 +36,7 @@ class ActiveAccessMiddleware:
         user = request.user
         if not user.is_authenticated:
             return self.get_response(request)
-        rows = list(permissions.active_memberships(user).values_list("institution_id", "role"))
+        rows = permissions.active_membership_rows(user)
         # With an active membership the user has access; without, only a platform admin has.
         if not rows and not permissions.has_any_access(user):
             logout(request)

@@ -32,6 +32,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -39,7 +40,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -872,13 +873,12 @@ def _render_greyscale(
     padding = _padding_range(ds)
 
     if np.issubdtype(pixels.dtype, np.integer) and pixels.dtype.itemsize * 8 <= _MAX_LUT_BITS:
-        # Every possible stored value, in the order of the unsigned view of the
-        # pixels, so that a take() on that view looks each pixel up.
-        unsigned = np.dtype(f"u{pixels.dtype.itemsize}")
-        stored = np.arange(2 ** (8 * pixels.dtype.itemsize), dtype=unsigned).view(pixels.dtype)
-        modality_values = modality.apply(stored)
-        index = pixels.view(unsigned)
+        # A table of every possible stored value, in the order of the unsigned
+        # view of the pixels, so that a take() on that view looks each pixel up.
+        index = pixels.view(np.dtype(f"u{pixels.dtype.itemsize}"))
         if voi is None:
+            stored = _every_stored_value(pixels.dtype)
+            modality_values = modality.apply(stored)
             # A quarter of a 512² slice pins the percentiles to well under a
             # grey level, at a quarter of the cost of counting every pixel.
             sample = index.ravel()[:: max(1, index.size // _AUTO_WINDOW_SAMPLE)]
@@ -893,7 +893,10 @@ def _render_greyscale(
                 half = len(stored) // 2
                 counts, ordered_values = np.roll(counts, half), np.roll(modality_values, half)
             voi = _histogram_window(ordered_values, counts, monotonic=isinstance(modality, _Rescale))
-        table = _apply_voi(modality_values, voi)
+        if isinstance(modality, _Rescale) and isinstance(voi, Window):
+            table = _window_table(pixels.dtype.str, modality, voi)
+        else:
+            table = _apply_voi(modality.apply(_every_stored_value(pixels.dtype)), voi)
         return np.take(table, index)
 
     # Wider integers and floating-point data: the same stages, pixel by pixel.
@@ -912,6 +915,24 @@ def _render_greyscale(
     # Not-a-number pixels show as the lowest value, like padding would.
     np.copyto(modality_values, np.float32(-np.inf), where=np.isnan(modality_values))
     return _apply_voi(modality_values, voi)
+
+
+def _every_stored_value(dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    """Each value of an integer *dtype* of up to 16 bits, ordered as its unsigned view counts (0, 1, … -1)."""
+    unsigned = np.dtype(f"u{dtype.itemsize}")
+    return np.arange(2 ** (8 * dtype.itemsize), dtype=unsigned).view(dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _window_table(dtype: str, modality: _Rescale, window: Window) -> npt.NDArray[np.uint8]:
+    """The grey level of every stored value of *dtype* through a rescale and a window (read-only).
+
+    A viewer asks for every slice of a series with the same rescale and window:
+    the table is made once (65,536 values for 16-bit data) instead of per slice.
+    """
+    table = _apply_voi(modality.apply(_every_stored_value(np.dtype(dtype))), window)
+    table.flags.writeable = False
+    return table
 
 
 def _apply_voi(modality_values: npt.NDArray[np.float32], voi: Window | _TableLUT) -> npt.NDArray[np.uint8]:

@@ -272,6 +272,19 @@ def test_hounsfield_units_map_through_a_soft_tissue_window() -> None:
     assert grey(ds, window=Window(40, 400)).tolist() == [[0, 0, 1, 128, 255, 255, 255]]
 
 
+def test_slices_with_the_same_rescale_and_window_share_one_table_and_still_differ_by_rescale() -> None:
+    rendering._window_table.cache_clear()
+    first = ct_slice([-1000, -160, 40, 240])
+    again = ct_slice([40, 239, -159, 3000])
+    assert grey(first, window=Window(40, 400)).tolist() == [[0, 0, 128, 255]]
+    assert grey(again, window=Window(40, 400)).tolist() == [[128, 255, 1, 255]]
+    assert rendering._window_table.cache_info().hits == 1
+    # Another intercept is another table: 0 HU stored as 1064 under an intercept of -1064.
+    shifted = image_dataset(np.array([[1064]], dtype=np.int16), RescaleIntercept=-1064, RescaleSlope=1)
+    assert grey(shifted, window=Window(40, 400)).tolist() == grey(ct_slice([0]), window=Window(40, 400)).tolist()
+    assert rendering._window_table.cache_info().misses == 2
+
+
 def test_the_files_own_window_is_used_when_the_caller_gives_none() -> None:
     ds = ct_slice([-1000, 40, 240], WindowCenter=40, WindowWidth=400)
     assert grey(ds).tolist() == [[0, 128, 255]]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 
 from institutions import permissions
 from institutions.models import Institution, Invitation, Membership, Role, User
-from institutions.testing import client_for, make_member
+from institutions.testing import client_for, make_member, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -90,6 +91,34 @@ def test_a_membership_counts_only_while_user_membership_and_institution_are_acti
     clinic.save()
     assert not permissions.can_act_for(user, clinic)
     assert not permissions.has_any_access(user)
+
+
+def test_the_plain_membership_query_answers_as_the_rule_does(clinic: Institution, other_clinic: Institution) -> None:
+    """``active_membership_rows`` (per request, plain SQL) and ``active_memberships`` (the ORM rule) agree."""
+
+    def both(user: object) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+        rule = sorted(permissions.active_memberships(user).values_list("institution_id", "role"))
+        return sorted(permissions.active_membership_rows(user)), rule
+
+    user = make_member(clinic, Role.READER)
+    Membership.objects.create(user=user, institution=clinic, role=Role.PHYSICIAN)
+    Membership.objects.create(user=user, institution=other_clinic, role=Role.CLINIC_STAFF)
+    plain, rule = both(user)
+    assert (
+        plain
+        == rule
+        == sorted([(clinic.pk, Role.READER), (clinic.pk, Role.PHYSICIAN), (other_clinic.pk, Role.CLINIC_STAFF)])
+    )
+    Membership.objects.filter(user=user, role=Role.PHYSICIAN).update(is_active=False)
+    other_clinic.is_active = False
+    other_clinic.save()
+    plain, rule = both(user)
+    assert plain == rule == [(clinic.pk, Role.READER)]
+    user.is_active = False
+    user.save()
+    assert both(user) == ([], [])
+    assert both(AnonymousUser()) == ([], [])
+    assert both(make_user()) == ([], [])
 
 
 def test_an_admin_cannot_remove_their_own_admin_role(clinic: Institution, clinic_admin: User) -> None:
