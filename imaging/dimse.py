@@ -57,6 +57,8 @@ from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime
+from io import BytesIO
+from typing import cast
 
 from django.conf import settings
 from django.db import close_old_connections, connections
@@ -79,6 +81,7 @@ from pydicom.uid import (
 from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dsutils import encode_file_meta
 from pynetdicom.events import EventHandlerType
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # generated at import time
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
@@ -374,9 +377,13 @@ def handle_store(event: evt.Event) -> Dataset:
     if state is None or not isinstance(request, C_STORE):  # cannot happen: unknown peers get no association
         return _status(Status.PROCESSING_FAILURE, "no session")
     try:
-        data = event.encoded_dataset()
-        state.received_bytes += len(data)
-        result = state.session.add_bytes(data, name=f"AE {state.calling_ae}: {request.AffectedSOPInstanceUID}")
+        # The file is the preamble and file meta, then the data set as received: written
+        # from pynetdicom's buffer as it is (event.encoded_dataset() copies it twice).
+        head = b"\0" * 128 + b"DICM" + encode_file_meta(event.file_meta)
+        with cast(BytesIO, request.DataSet).getbuffer() as dataset:
+            state.received_bytes += len(head) + len(dataset)
+            name = f"AE {state.calling_ae}: {request.AffectedSOPInstanceUID}"
+            result = state.session.add_bytes((head, dataset), name=name)
         if len(state.session.results) - state.flushed >= FLUSH_EVERY:
             # A modality sends a whole study on one association: start its
             # previews (and tell the pages) as it goes, not only at the end.

@@ -33,8 +33,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import tempfile
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,14 +175,28 @@ class IngestSession:
 
     # --- one file ---------------------------------------------------------
 
-    def add_bytes(self, data: bytes, name: str = "", *, sha256: str | None = None) -> IngestResult:
+    def add_bytes(
+        self, data: bytes | Sequence[bytes | memoryview], name: str = "", *, sha256: str | None = None
+    ) -> IngestResult:
+        """Ingest a file given as bytes, or as its consecutive pieces (written one after another, never joined)."""
+        parts = [data] if isinstance(data, bytes) else list(data)
         # Hashed from memory instead of reading the spool file back, and in a
         # background thread (hashlib lets go of the GIL) while the header is parsed.
-        digest = storage.in_background(_sha256_hex, data) if sha256 is None else sha256
+        digest = storage.in_background(_sha256_hex, parts) if sha256 is None else sha256
         with tempfile.NamedTemporaryFile(suffix=".dcm", dir=_spool_dir()) as handle:
-            handle.write(data)
+            for part in parts:
+                handle.write(part)
             handle.flush()
-            return self.add_file(Path(handle.name), name=name, sha256=digest)
+            # The disk starts on the bytes now, while the header is parsed and the
+            # index asked; the fsync that makes them durable then has less to wait for.
+            early = storage.in_background(os.fsync, handle.fileno())
+            try:
+                return self.add_file(Path(handle.name), name=name, sha256=digest)
+            finally:
+                # Neither thread may outlive the call: one holds the file open, the other the caller's buffers.
+                early.exception()
+                if isinstance(digest, Future):
+                    digest.exception()
 
     def add_file(self, path: Path, name: str = "", *, sha256: str | Future[str] | None = None) -> IngestResult:
         """Ingest the DICOM file at *path* (not moved or deleted; it may go once this returns).
@@ -609,8 +625,11 @@ class IngestSession:
         self._touched_studies.clear()
 
 
-def _sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _sha256_hex(parts: Sequence[bytes | memoryview]) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return digest.hexdigest()
 
 
 def _existing_sql() -> str:

@@ -228,6 +228,22 @@ def test_bytes_can_be_ingested_directly(clinic: Institution) -> None:
     assert (event.actor_label, event.detail["entry_point"]) == ("AE MODALITY", "dimse")
 
 
+def test_bytes_in_pieces_are_stored_as_one_file_and_the_pieces_are_free_again(clinic: Institution) -> None:
+    data = testdata_path("CT_small.dcm").read_bytes()
+    head, body = bytearray(data[:300]), io.BytesIO(data[300:])
+    with IngestSession(institution=clinic, entry_point=EntryPoint.DIMSE) as session:
+        with body.getbuffer() as view:
+            result = session.add_bytes((bytes(head), view))
+        # Rejected early (no hash awaited on the way): the buffer must still be released.
+        with body.getbuffer() as view:
+            broken = session.add_bytes((b"not DICOM at all", view[:100]))
+    body.write(b"the buffer is no longer exported")
+    assert result.outcome == Outcome.STORED
+    assert broken.outcome == Outcome.REJECTED
+    with storage.local_path(Instance.objects.get().storage_key) as path:
+        assert path.read_bytes() == data
+
+
 def test_every_real_test_file_with_pixels_is_indexed_and_previewed(pixel_files: list[Path]) -> None:
     """Each of pydicom's files with pixel data: right UIDs, byte-exact, and a checked preview or a reason."""
     health_center = make_institution(kind=Institution.Kind.HEALTH_CENTER)
