@@ -51,6 +51,7 @@ import logging
 import queue
 import select
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -78,10 +79,16 @@ from pydicom.uid import (
     JPEGLSNearLossless,
     RLELossless,
 )
-from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
+from pynetdicom import (
+    AE,
+    PYNETDICOM_IMPLEMENTATION_UID,
+    PYNETDICOM_IMPLEMENTATION_VERSION,
+    AllStoragePresentationContexts,
+    _config,
+    evt,
+)
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.dsutils import encode_file_meta
 from pynetdicom.events import EventHandlerType
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # generated at import time
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
@@ -379,7 +386,9 @@ def handle_store(event: evt.Event) -> Dataset:
     try:
         # The file is the preamble and file meta, then the data set as received: written
         # from pynetdicom's buffer as it is (event.encoded_dataset() copies it twice).
-        head = b"\0" * 128 + b"DICM" + encode_file_meta(event.file_meta)
+        head = part10_head(
+            str(request.AffectedSOPClassUID), str(request.AffectedSOPInstanceUID), str(event.context.transfer_syntax)
+        )
         with cast(BytesIO, request.DataSet).getbuffer() as dataset:
             state.received_bytes += len(head) + len(dataset)
             name = f"AE {state.calling_ae}: {request.AffectedSOPInstanceUID}"
@@ -393,6 +402,37 @@ def handle_store(event: evt.Event) -> Dataset:
         logger.exception("DIMSE: C-STORE from AE %r failed", state.calling_ae)
         return _status(Status.PROCESSING_FAILURE, "internal error; see the server log")
     return _status(store_status(result), result.reason)
+
+
+def part10_head(sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str) -> bytes:
+    """The preamble, "DICM" and File Meta Information (PS3.10 7.1) that make a received data set a file.
+
+    The same bytes as pynetdicom's ``event.file_meta`` encoded by pydicom (a test
+    holds them equal), written directly: that took 0.15 ms of each C-STORE.
+    """
+
+    def element(group_element: int, vr: bytes, value: bytes) -> bytes:
+        tag = struct.pack("<HH", group_element >> 16, group_element & 0xFFFF)
+        if vr == b"OB":
+            return tag + vr + b"\0\0" + struct.pack("<I", len(value)) + value
+        return tag + vr + struct.pack("<H", len(value)) + value
+
+    def uid(value: str) -> bytes:
+        encoded = value.encode("ascii")
+        return encoded + b"\0" if len(encoded) % 2 else encoded
+
+    version = PYNETDICOM_IMPLEMENTATION_VERSION.encode("ascii")
+    body = b"".join(
+        (
+            element(0x00020001, b"OB", b"\0\1"),
+            element(0x00020002, b"UI", uid(sop_class_uid)),
+            element(0x00020003, b"UI", uid(sop_instance_uid)),
+            element(0x00020010, b"UI", uid(transfer_syntax_uid)),
+            element(0x00020012, b"UI", uid(PYNETDICOM_IMPLEMENTATION_UID)),
+            element(0x00020013, b"SH", version + b" " if len(version) % 2 else version),
+        )
+    )
+    return b"\0" * 128 + b"DICM" + element(0x00020000, b"UL", struct.pack("<I", len(body))) + body
 
 
 def store_status(result: IngestResult) -> int:

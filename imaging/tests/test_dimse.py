@@ -282,6 +282,22 @@ def test_a_silent_peer_is_dropped_after_the_network_timeout(
     assert any("network timeout" in r.getMessage() for r in caplog.records if r.name == "imaging.dimse")
 
 
+@pytest.mark.parametrize(
+    ("sop_class", "sop_instance", "syntax"),
+    [
+        ("1.2.840.10008.5.1.4.1.1.2", "1.2.3.4.5", "1.2.840.10008.1.2.1"),  # an odd-length UID
+        ("1.2.840.10008.5.1.4.1.1.4", "1.2.3.4.56", "1.2.840.10008.1.2.4.50"),
+    ],
+)
+def test_the_part10_head_is_what_pydicom_writes_for_pynetdicoms_file_meta(
+    sop_class: str, sop_instance: str, syntax: str
+) -> None:
+    from pynetdicom.dsutils import create_file_meta, encode_file_meta
+
+    meta = create_file_meta(sop_class_uid=sop_class, sop_instance_uid=sop_instance, transfer_syntax=syntax)
+    assert dimse.part10_head(sop_class, sop_instance, syntax) == b"\0" * 128 + b"DICM" + encode_file_meta(meta)
+
+
 def test_the_scp_accepts_the_common_transfer_syntaxes(scp: ThreadedAssociationServer, modality: Institution) -> None:
     ct = "1.2.840.10008.5.1.4.1.1.2"
     assoc = associate(scp, [(ct, syntax) for syntax in TRANSFER_SYNTAXES])

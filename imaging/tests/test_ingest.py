@@ -89,6 +89,10 @@ def test_the_same_file_again_is_a_duplicate_and_nothing_is_added(clinic: Institu
     assert Instance.objects.count() == 1
     study = Study.objects.get()
     assert study.number_of_instances == 1
+    instance = Instance.objects.get()
+    assert sorted(storage.walk("dicom")) == [instance.storage_key]
+    with storage.local_path(instance.storage_key) as path:
+        assert path.read_bytes() == testdata_path("MR_small.dcm").read_bytes()
 
 
 def test_other_bytes_under_a_stored_sop_instance_uid_are_a_conflict(clinic: Institution, tmp_path: Path) -> None:
