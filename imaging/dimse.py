@@ -418,7 +418,7 @@ def part10_head(sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: 
         return tag + vr + struct.pack("<H", len(value)) + value
 
     def uid(value: str) -> bytes:
-        encoded = value.encode("ascii")
+        encoded = value.encode("ascii", "replace")  # a broken UID is the data set's problem, judged at ingest
         return encoded + b"\0" if len(encoded) % 2 else encoded
 
     version = PYNETDICOM_IMPLEMENTATION_VERSION.encode("ascii")
