@@ -893,7 +893,9 @@ def _render_greyscale(
                 half = len(stored) // 2
                 counts, ordered_values = np.roll(counts, half), np.roll(modality_values, half)
             voi = _histogram_window(ordered_values, counts, monotonic=isinstance(modality, _Rescale))
-        if isinstance(modality, _Rescale) and isinstance(voi, Window):
+            # This frame's own window: its table is not kept (it would only push out shared ones).
+            table = _apply_voi(modality_values, voi)
+        elif isinstance(modality, _Rescale) and isinstance(voi, Window):
             table = _window_table(pixels.dtype.str, modality, voi)
         else:
             table = _apply_voi(modality.apply(_every_stored_value(pixels.dtype)), voi)

@@ -283,6 +283,9 @@ def test_slices_with_the_same_rescale_and_window_share_one_table_and_still_diffe
     shifted = image_dataset(np.array([[1064]], dtype=np.int16), RescaleIntercept=-1064, RescaleSlope=1)
     assert grey(shifted, window=Window(40, 400)).tolist() == grey(ct_slice([0]), window=Window(40, 400)).tolist()
     assert rendering._window_table.cache_info().misses == 2
+    # A frame's own automatic window is not kept: it would only push out the shared tables.
+    grey(ct_slice([-1000, 40, 240]))
+    assert rendering._window_table.cache_info().currsize == 2
 
 
 def test_the_files_own_window_is_used_when_the_caller_gives_none() -> None:
