@@ -58,12 +58,10 @@ from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime
-from io import BytesIO
-from typing import cast
 
 from django.conf import settings
 from django.db import close_old_connections, connections
-from pydicom.dataset import Dataset
+from django.utils import translation
 from pydicom.uid import (
     JPEG2000,
     DeflatedExplicitVRLittleEndian,
@@ -88,12 +86,31 @@ from pynetdicom import (
     evt,
 )
 from pynetdicom.association import Association
-from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dul import DULServiceProvider
 from pynetdicom.events import EventHandlerType
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # generated at import time
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
 from clinicnet.audit.services import audit_record
+from imaging.dimse_wire import (
+    C_ECHO_RQ,
+    C_STORE_RQ,
+    NO_DATA_SET,
+    P_DATA_TF,
+    RESPONSE_BIT,
+    TAG_AFFECTED_SOP_CLASS,
+    TAG_AFFECTED_SOP_INSTANCE,
+    TAG_COMMAND_FIELD,
+    TAG_DATA_SET_TYPE,
+    TAG_ERROR_COMMENT,
+    TAG_MESSAGE_ID_RESPONDED_TO,
+    TAG_STATUS,
+    DimseRequest,
+    MessageAssembler,
+    ProtocolError,
+    encode_command,
+    response_pdus,
+)
 from imaging.ingest import EntryPoint, IngestResult, IngestSession, Outcome
 from institutions.models import AETitle, Institution
 
@@ -144,6 +161,8 @@ class Status:
     CANNOT_UNDERSTAND = 0xC000
     CONFLICT = 0xC001
     PROCESSING_FAILURE = 0x0110
+    SOP_CLASS_NOT_SUPPORTED = 0x0122
+    UNRECOGNIZED_OPERATION = 0x0211
 
 
 @dataclass
@@ -169,8 +188,17 @@ class _ClinicNetAssociation(Association):
 
     clinicnet: _AssociationState | None = None
 
+    def __init__(self, ae: AE, mode: str) -> None:
+        super().__init__(ae, mode)
+        self.dul = _DataPhaseDUL(self)
+        # pynetdicom set its timeouts on the DUL it made first: set them on this one.
+        self.acse_timeout = self.acse_timeout
+        self.network_timeout = self.network_timeout
+
     def run_reactor(self) -> None:
         close_old_connections()
+        # Reasons travel in Error Comment, which holds only the default character repertoire.
+        translation.activate("en")
         try:
             super().run_reactor()
         finally:
@@ -178,24 +206,26 @@ class _ClinicNetAssociation(Association):
                 _end(self)
             finally:
                 connections.close_all()
+                translation.deactivate()
 
     def _run_reactor(self) -> None:
         # pynetdicom's reactor sleeps 1 ms before each look for a decoded
         # message; a C-STORE waited there 2.2 ms on average (bench/README.md).
-        # This one blocks on the message queue, and between messages does the
-        # same checks: release, abort, a dead DUL thread, the network timeout.
+        # This one blocks on the message queue, which the DUL thread fills with
+        # the requests it assembled (_DataPhaseDUL), and between messages does
+        # the same checks: release, abort, a dead DUL thread, the network timeout.
         self._is_paused = False
         while not self._kill:
             self._is_paused = True
             self._reactor_checkpoint.wait()
             self._is_paused = False
             try:
-                context_id, message = self.dimse.msg_queue.get(timeout=IDLE_WAIT_SECONDS)
+                _context_id, message = self.dimse.msg_queue.get(timeout=IDLE_WAIT_SECONDS)
             except queue.Empty:
                 pass
             else:
-                if message is not None and context_id is not None:
-                    self._serve_request(message, context_id)
+                if isinstance(message, DimseRequest):
+                    answer(self, message)
             if self._ended():
                 return
 
@@ -218,6 +248,62 @@ class _ClinicNetAssociation(Association):
             return False
         self.kill()
         return True
+
+
+class _DataPhaseDUL(DULServiceProvider):
+    """pynetdicom's DUL thread, except that it assembles the P-DATA-TF PDUs of an established association itself.
+
+    In state Sta6 (association established) a P-DATA-TF PDU is read into one
+    buffer and its PDV items go to a :class:`MessageAssembler`; each request
+    it completes is queued for the association thread, which answers it
+    (:func:`answer`). Every other PDU (release, abort, anything unexpected) and
+    every other state go through pynetdicom's decoding and state machine as
+    before. A P-DATA-TF PDU changes no state in Sta6, so the state machine
+    stays right; a PDU longer than we accept or a broken one is Evt19, which
+    aborts the association.
+    """
+
+    _assembler: MessageAssembler | None = None
+
+    def _read_pdu_data(self) -> None:
+        sock = self.socket
+        raw = sock.socket if sock is not None else None
+        if raw is None or self.state_machine.current_state != "Sta6":
+            super()._read_pdu_data()
+            return
+        try:
+            pdu_type = raw.recv(1, socket.MSG_PEEK)
+        except OSError:
+            pdu_type = b""
+        if pdu_type != bytes([P_DATA_TF]):
+            super()._read_pdu_data()  # includes a closed connection (Evt17)
+            return
+        assert sock is not None
+        try:
+            header = sock.recv(6)
+            length = struct.unpack(">BBI", header)[2] if len(header) == 6 else -1
+            if length > MAX_PDU_BYTES:
+                self._abort_for(f"a P-DATA-TF PDU of {length} bytes, over the {MAX_PDU_BYTES} we accept")
+                return
+            body = sock.recv(length) if length >= 0 else bytearray()
+        except OSError:
+            body, length = bytearray(), -1
+        if length < 0 or len(body) != length:
+            self.event_queue.put("Evt17")  # the connection closed inside the PDU
+            return
+        if self._assembler is None:
+            self._assembler = MessageAssembler(set(self.assoc._accepted_cx), settings.DICOM_MAX_FILE_BYTES)
+        try:
+            requests = self._assembler.feed(body)
+        except ProtocolError as exc:
+            self._abort_for(str(exc))
+            return
+        for request in requests:
+            self.assoc.dimse.msg_queue.put((request.context_id, request))  # type: ignore[arg-type]  # our requests, not pynetdicom's
+
+    def _abort_for(self, why: str) -> None:
+        logger.warning("DIMSE: aborting the association from %s: %s", self.assoc.requestor.address, why)
+        self.event_queue.put("Evt19")  # invalid PDU: the state machine sends A-ABORT
 
 
 class _Socket(AssociationSocket):
@@ -377,31 +463,83 @@ def handle_requested(event: evt.Event) -> None:
     logger.info("DIMSE: association from AE %r at %s for institution %s", calling_ae, address, institution.code)
 
 
-def handle_store(event: evt.Event) -> Dataset:
-    """Ingest one instance; answer with the status of its outcome."""
-    assoc, request = event.assoc, event.request
-    state = assoc.clinicnet if isinstance(assoc, _ClinicNetAssociation) else None
-    if state is None or not isinstance(request, C_STORE):  # cannot happen: unknown peers get no association
-        return _status(Status.PROCESSING_FAILURE, "no session")
+def answer(assoc: _ClinicNetAssociation, request: DimseRequest) -> None:
+    """Serve one request of the data transfer phase and send its response (association thread)."""
+    command = request.command_field
+    if command & RESPONSE_BIT:
+        logger.warning("DIMSE: ignored a response (command 0x%04X) from %s", command, assoc.requestor.address)
+        return
+    response: dict[int, int | str] = {
+        TAG_COMMAND_FIELD: command | RESPONSE_BIT,
+        TAG_MESSAGE_ID_RESPONDED_TO: request.message_id,
+        TAG_DATA_SET_TYPE: NO_DATA_SET,
+    }
+    sop_class = request.uid(TAG_AFFECTED_SOP_CLASS)
+    if sop_class:
+        response[TAG_AFFECTED_SOP_CLASS] = sop_class
+    if command == C_STORE_RQ:
+        response[TAG_AFFECTED_SOP_INSTANCE] = request.uid(TAG_AFFECTED_SOP_INSTANCE)
+        status, comment = _store(assoc, request)
+    elif command == C_ECHO_RQ:
+        status, comment = Status.SUCCESS, ""
+    else:
+        status, comment = Status.UNRECOGNIZED_OPERATION, "only C-STORE and C-ECHO are served here"
+    response[TAG_STATUS] = status
+    if status != Status.SUCCESS and comment:
+        response[TAG_ERROR_COMMENT] = comment[:64]
+    sock = assoc.dul.socket
+    if sock is not None:
+        for pdu in response_pdus(request.context_id, encode_command(response), assoc.requestor.maximum_length or 0):
+            sock.send(pdu)
+    if command == C_STORE_RQ:
+        _close_now_and_then(assoc)
+
+
+def _close_now_and_then(assoc: _ClinicNetAssociation) -> None:
+    """Close the session every FLUSH_EVERY instances, after the response has gone out.
+
+    A modality sends a whole study on one association: its previews start (and
+    the pages hear of it) as it goes, not only at the end. The instances are
+    indexed already; this only schedules, tells and audits, so the modality
+    need not wait for it, and sends the next instance meanwhile.
+    """
+    state = assoc.clinicnet
+    if state is None or len(state.session.results) - state.flushed < FLUSH_EVERY:
+        return
     try:
-        # The file is the preamble and file meta, then the data set as received: written
-        # from pynetdicom's buffer as it is (event.encoded_dataset() copies it twice).
-        head = part10_head(
-            str(request.AffectedSOPClassUID), str(request.AffectedSOPInstanceUID), str(event.context.transfer_syntax)
-        )
-        with cast(BytesIO, request.DataSet).getbuffer() as dataset:
-            state.received_bytes += len(head) + len(dataset)
-            name = f"AE {state.calling_ae}: {request.AffectedSOPInstanceUID}"
-            result = state.session.add_bytes((head, dataset), name=name)
-        if len(state.session.results) - state.flushed >= FLUSH_EVERY:
-            # A modality sends a whole study on one association: start its
-            # previews (and tell the pages) as it goes, not only at the end.
-            state.session.close()
-            state.flushed = len(state.session.results)
+        state.session.close()
+    except Exception:
+        logger.exception("DIMSE: closing the session of AE %r failed", state.calling_ae)
+    state.flushed = len(state.session.results)
+
+
+def _store(assoc: _ClinicNetAssociation, request: DimseRequest) -> tuple[int, str]:
+    """Ingest the instance of a C-STORE request; its status and the reason for a failure."""
+    state = assoc.clinicnet
+    if state is None:  # cannot happen: unknown peers get no association
+        return Status.PROCESSING_FAILURE, "no session"
+    context = assoc._accepted_cx[request.context_id]
+    sop_class, sop_instance = request.uid(TAG_AFFECTED_SOP_CLASS), request.uid(TAG_AFFECTED_SOP_INSTANCE)
+    if sop_class != context.abstract_syntax:
+        return Status.SOP_CLASS_NOT_SUPPORTED, "the SOP class is not the presentation context's"
+    if not request.has_data_set:
+        return Status.CANNOT_UNDERSTAND, "a C-STORE request without a data set"
+    name = f"AE {state.calling_ae}: {sop_instance}"
+    try:
+        if request.oversized:
+            result = state.session.refuse_too_large(name, request.data_set_bytes)
+        else:
+            # The file is the preamble and file meta, then the data set's fragments as
+            # received, written one after the other from the buffers they arrived in.
+            head = part10_head(sop_class, sop_instance, str(context.transfer_syntax[0]))
+            result = state.session.add_bytes((head, *request.fragments), name=name)
+        state.received_bytes += request.data_set_bytes
     except Exception:
         logger.exception("DIMSE: C-STORE from AE %r failed", state.calling_ae)
-        return _status(Status.PROCESSING_FAILURE, "internal error; see the server log")
-    return _status(store_status(result), result.reason)
+        return Status.PROCESSING_FAILURE, "internal error; see the server log"
+    finally:
+        request.fragments.clear()
+    return store_status(result), result.reason
 
 
 def part10_head(sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str) -> bytes:
@@ -449,14 +587,6 @@ def store_status(result: IngestResult) -> int:
     return Status.CANNOT_UNDERSTAND
 
 
-def _status(code: int, comment: str = "") -> Dataset:
-    status = Dataset()
-    status.Status = code
-    if code != Status.SUCCESS and comment:
-        status.ErrorComment = comment[:64]
-    return status
-
-
 def _end(assoc: _ClinicNetAssociation) -> None:
     state = assoc.clinicnet
     if state is None:
@@ -497,7 +627,7 @@ def make_ae(ae_title: str | None = None) -> AE:
     return ae
 
 
-HANDLERS: list[EventHandlerType] = [(evt.EVT_REQUESTED, handle_requested), (evt.EVT_C_STORE, handle_store)]
+HANDLERS: list[EventHandlerType] = [(evt.EVT_REQUESTED, handle_requested)]
 
 
 def start_scp(

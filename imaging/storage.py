@@ -80,17 +80,21 @@ def _local_root() -> Path | None:
 def store_file(key: str, source: Path, *, durable: bool = True) -> None:
     """Put the bytes of *source* at *key*, atomically, and (unless *durable* is False) durably.
 
-    An existing object at *key* is replaced; keys include the content hash,
-    so a replacement always carries the same bytes. With ``durable=False``
+    An existing object at *key* is replaced, or for a spool file kept; keys
+    include the content hash, so either way it holds the same bytes. With ``durable=False``
     the caller must pass *key* to a :class:`DurableBatch` and wait for it
     before anything refers to *key*.
     """
     root = _local_root()
     if root is None:
+        if default_storage.exists(key):  # the same bytes (the key carries their hash): not uploaded again
+            return
         with source.open("rb") as handle:
             default_storage.save(key, File(handle, name=key))
         return
     target = root / key
+    if durable and _is_spooled(source) and _link_durably(source, target):
+        return
     tmp = _temporary_copy(root, source)
     try:
         if durable:
@@ -104,6 +108,30 @@ def store_file(key: str, source: Path, *, durable: bool = True) -> None:
             _fsync(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _link_durably(source: Path, target: Path) -> bool:
+    """Give a spool file's bytes their key with one hard link, durably; False if links cannot be made here.
+
+    The bytes are made durable first, so the key appears at once naming
+    complete, durable bytes, as after a rename; one fsync of the folder then
+    makes the name durable. (A temporary name and a rename cost a second
+    journal commit, about a tenth of a C-STORE here.) A key that exists
+    already holds the same bytes, since it carries their hash.
+    """
+    _fsync(source)
+    try:
+        try:
+            os.link(source, target)
+        except FileNotFoundError:  # the series folder does not exist yet
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(source, target)
+    except FileExistsError:
+        pass
+    except OSError:  # another file system, or no hard links: the caller copies (and says what failed)
+        return False
+    _fsync(target.parent)
+    return True
 
 
 def _temporary_copy(root: Path, source: Path) -> Path:
@@ -239,15 +267,24 @@ def _link_spooled(source: Path, tmp: Path) -> bool:
     Anything else (a user's file given to ``import_dicom``) is copied: it may
     be changed later, and a link would change the archive with it.
     """
-    from imaging.ingest import spool_dir
-
     try:
-        if source.resolve().parent != Path(spool_dir()).resolve():
+        if not _is_spooled(source):
             return False
         os.link(source, tmp)
     except OSError:  # another file system, or links not supported: copy instead
         return False
     return True
+
+
+def _is_spooled(source: Path) -> bool:
+    """Whether *source* is one of our own temporary files (see :func:`_link_spooled`)."""
+    from imaging.ingest import spool_path
+
+    spool = spool_path()
+    try:
+        return source.parent == spool or source.resolve().parent == spool.resolve()
+    except OSError:
+        return False
 
 
 def store_bytes(key: str, data: bytes) -> None:

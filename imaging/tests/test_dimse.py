@@ -336,11 +336,13 @@ def test_a_long_association_starts_previews_as_it_goes(
 ) -> None:
     monkeypatch.setattr("imaging.dimse.FLUSH_EVERY", 2)
     ds = pydicom.dcmread(testdata_path("CT_small.dcm"))
-    assoc = associate(scp, [(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)])
+    assoc = associate(scp, [(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID), (Verification, ExplicitVRLittleEndian)])
     for number in (1, 2):
         ds.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{number}"
         assert assoc.send_c_store(ds).Status == Status.SUCCESS
-    # Still associated: the first two are previewed and audited already.
+    # Still associated: the first two are previewed and audited, right after the second response went
+    # out. The SCP serves requests in order, so once the C-ECHO is answered, that is done.
+    assert assoc.send_c_echo().Status == Status.SUCCESS
     assert assoc.is_established
     assert [i.preview_status for i in Instance.objects.filter(institution=modality)] == ["ready", "ready"]
     assert AuditEvent.objects.filter(action="study.store", detail__entry_point="dimse").count() == 1
