@@ -15,18 +15,33 @@ association from an unknown AE title is refused with A-ASSOCIATE-RJ
 audited (``dimse.association_rejected``). The called AE title is not checked:
 modalities are often configured with the wrong one, and nothing depends on it.
 
+Who does what
+-------------
+pynetdicom negotiates, releases and aborts associations. Once one is
+established, its P-DATA-TF PDUs are read by our own code in pynetdicom's DUL
+thread (:class:`_DataPhaseDUL`, :mod:`imaging.dimse_wire`), which assembles
+the requests; the association thread serves them in order and writes each
+response straight to the socket (:func:`answer`). C-STORE and C-ECHO are
+served; any other request is answered *unrecognized operation* (0x0211), a
+C-STORE whose SOP class is not its presentation context's *SOP class not
+supported* (0x0122). A broken PDU, one longer than :data:`MAX_PDU_BYTES`, or a
+presentation context that was not accepted aborts the association.
+
 What happens to the data
 ------------------------
 One :class:`imaging.ingest.IngestSession` per association
 (``EntryPoint.DIMSE``, actor ``AE <calling AE title>``, the peer's address):
-each C-STORE writes the Part 10 bytes exactly as received (pynetdicom's
-preamble and file meta, then the data set untouched) to a temporary file in
-:func:`imaging.ingest.spool_dir` and hands it to ``add_file``. The session is
-closed — previews scheduled, pages told, audit written — every
-:data:`FLUSH_EVERY` instances, so that previews of a long study start while it
-arrives, and when the association ends for any reason (release, abort, dropped
-connection, timeout); the association thread's database connections are closed
-with it.
+each C-STORE's Part 10 bytes — a preamble and file meta as pynetdicom would
+write them, then the data set exactly as received — go to
+``IngestSession.add_bytes``, written from the buffers the PDUs arrived in.
+The response is sent once the instance is durable and indexed (or refused).
+A data set over ``DICOM_MAX_FILE_BYTES`` is not kept in memory as it arrives;
+it is refused when complete. The session is closed — previews scheduled,
+pages told, audit written — every :data:`FLUSH_EVERY` instances, after that
+instance's response has gone out, so that previews of a long study start while
+it arrives, and when the association ends for any reason (release, abort,
+dropped connection, timeout); the association thread's database connections
+are closed with it.
 
 C-STORE response status (:class:`Status`)
 ------------------------------------------
@@ -42,7 +57,8 @@ C-STORE response status (:class:`Status`)
 ``0x0110``  Processing failure: an unexpected error in the server (logged)
 ==========  ================================================================
 
-Failures carry the reason in Error Comment (0000,0902), cut to 64 characters.
+Failures carry the reason in Error Comment (0000,0902), in English (the
+element holds only the default character repertoire), cut to 64 characters.
 """
 
 from __future__ import annotations

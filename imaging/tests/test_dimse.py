@@ -6,6 +6,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from io import BytesIO
 from pathlib import Path
 
 import pydicom
@@ -352,3 +353,61 @@ def test_a_long_association_starts_previews_as_it_goes(
     wait_for_associations_to_end(scp)
     assert Instance.objects.filter(institution=modality, preview_status="ready").count() == 3
     assert AuditEvent.objects.filter(action="study.store", detail__entry_point="dimse").count() == 2
+
+
+def test_a_data_set_over_the_size_limit_is_refused_and_the_association_goes_on(
+    scp: ThreadedAssociationServer, modality: Institution, settings
+) -> None:
+    settings.DICOM_MAX_FILE_BYTES = 4000  # CT_small.dcm is 39 KB
+    ds = pydicom.dcmread(testdata_path("CT_small.dcm"))
+    assoc = associate(scp, [(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID), (Verification, ExplicitVRLittleEndian)])
+    status = assoc.send_c_store(ds)
+    assert status.Status == Status.OUT_OF_RESOURCES
+    assert "over the limit of 4000 bytes per file" in status.ErrorComment
+    assert assoc.send_c_echo().Status == Status.SUCCESS  # still associated
+    assoc.release()
+    wait_for_associations_to_end(scp)
+    assert not Instance.objects.exists()
+
+
+def test_a_pdu_on_a_context_that_was_not_accepted_aborts_the_association(
+    scp: ThreadedAssociationServer, modality: Institution, caplog
+) -> None:
+    assoc = associate(scp, [(Verification, ExplicitVRLittleEndian)])
+    item = bytes([0, 0, 0, 4, 99, 0x03, 0, 0])  # a PDV on presentation context 99
+    assoc.dul.socket.send(bytes([0x04, 0, 0, 0, 0, len(item)]) + item)
+    deadline = time.monotonic() + 10
+    while not assoc.is_aborted and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert assoc.is_aborted
+    wait_for_associations_to_end(scp)
+    assert any("presentation context 99 was not accepted" in r.getMessage() for r in caplog.records)
+
+
+def test_a_request_other_than_c_store_and_c_echo_is_answered_unrecognized(
+    scp: ThreadedAssociationServer, modality: Institution
+) -> None:
+    from pynetdicom.dimse_primitives import C_FIND
+    from pynetdicom.dsutils import encode
+
+    ds = pydicom.dcmread(testdata_path("CT_small.dcm"))
+    assoc = associate(scp, [(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)])
+    (context,) = assoc.accepted_contexts
+    request = C_FIND()
+    request.MessageID = 5
+    request.AffectedSOPClassUID = ds.SOPClassUID
+    request.Priority = 2
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    request.Identifier = BytesIO(encode(query, True, True))
+    # As pynetdicom's own send_c_* do: pause the requestor's reactor, send, wait for the answer.
+    assoc._reactor_checkpoint.clear()
+    while not assoc._is_paused:
+        time.sleep(0.001)
+    try:
+        assoc.dimse.send_msg(request, context.context_id)
+        _context_id, response = assoc.dimse.get_msg(block=True)
+    finally:
+        assoc._reactor_checkpoint.set()
+    assert (response.MessageIDBeingRespondedTo, response.Status) == (5, Status.UNRECOGNIZED_OPERATION)
+    assoc.release()
