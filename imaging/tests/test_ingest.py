@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from unittest import mock
 
@@ -402,3 +403,16 @@ def test_spooled_files_are_linked_into_storage_and_other_files_copied(clinic: In
     spooled.unlink()  # the spool copy goes; the archive keeps its link
     assert linked_path.read_bytes() == testdata_path("CT_small.dcm").read_bytes()
     assert list(storage.walk(storage.TMP_PREFIX)) == []
+
+
+def test_many_pieces_are_written_in_order_past_the_systems_limit_per_call(tmp_path: Path) -> None:
+    from imaging.ingest import _write_all
+
+    pieces = [bytes([n % 251]) * (n % 7) for n in range(3000)]  # more than IOV_MAX, some empty
+    target = tmp_path / "joined"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT)
+    try:
+        _write_all(fd, [memoryview(piece) for piece in pieces])
+    finally:
+        os.close(fd)
+    assert target.read_bytes() == b"".join(pieces)
