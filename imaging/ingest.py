@@ -204,7 +204,9 @@ class IngestSession:
             if isinstance(digest, Future):
                 digest.exception()
             os.close(fd)
-            path.unlink(missing_ok=True)
+            # Removing the name costs the file system a journal entry (0.3 ms of a C-STORE
+            # here) that nobody needs to wait for; a crash first leaves it to cleanup_storage.
+            storage.in_background(_remove_quietly, path)
 
     def refuse_too_large(self, name: str, size: int) -> IngestResult:
         """Record a file of *size* bytes, over the size limit, as rejected (for a caller that did not keep it)."""
@@ -715,6 +717,13 @@ def _new_spool_file() -> tuple[Path, int]:
     except FileNotFoundError:  # the first file on a fresh data folder: only then is mkdir paid for
         spool_dir()
         return path, os.open(path, flags, 0o600)
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        logger.warning("could not remove the spool file %s", path, exc_info=True)
 
 
 def _write_all(fd: int, parts: Sequence[bytes | memoryview]) -> None:

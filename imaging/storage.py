@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -40,10 +41,13 @@ CHUNK = 1024 * 1024
 T = TypeVar("T")
 
 
+_NOT_IN_A_UID = re.compile(r"[^0-9.]")
+
+
 def _safe(uid: str) -> str:
     # UIDs are digits and dots already; anything else is replaced so a key
     # can never climb out of its folder.
-    return "".join(ch if ch.isdigit() or ch == "." else "_" for ch in uid)[:64] or "_"
+    return _NOT_IN_A_UID.sub("_", uid)[:64] or "_"
 
 
 def dicom_key(institution_code: str, study_uid: str, series_uid: str, sop_uid: str, sha256: str) -> str:
