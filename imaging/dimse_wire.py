@@ -189,7 +189,8 @@ class MessageAssembler:
         elements = decode_command(bytes(self._command))
         self._command.clear()
         request = DimseRequest(context_id, elements)
-        request.us(TAG_COMMAND_FIELD)  # a malformed command field is a protocol error
+        for tag in (TAG_COMMAND_FIELD, TAG_MESSAGE_ID):  # malformed, they are a protocol error
+            request.us(tag)
         if request.has_data_set:
             self._request = request
         return request

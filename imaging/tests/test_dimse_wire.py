@@ -110,6 +110,7 @@ def pdv(context_id: int, control: int, fragment: bytes) -> bytes:
         (b"\0\0", "ends inside its header"),
         (b"", "without presentation data values"),
         (pdv(1, 0x03, b"\x08\x00\x00\x00\x02\x00\x00\x00\x01\x00"), "malformed"),
+        (pdv(1, 0x03, bytes.fromhex("000010010400000030000000")), r"\(0000,0110\) is not a US value"),
     ],
 )
 def test_a_broken_pdu_is_a_protocol_error(items: bytes, why: str) -> None:
