@@ -108,25 +108,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # g
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
 from clinicnet.audit.services import audit_record
-from imaging.dimse_wire import (
-    C_ECHO_RQ,
-    C_STORE_RQ,
-    NO_DATA_SET,
-    P_DATA_TF,
-    RESPONSE_BIT,
-    TAG_AFFECTED_SOP_CLASS,
-    TAG_AFFECTED_SOP_INSTANCE,
-    TAG_COMMAND_FIELD,
-    TAG_DATA_SET_TYPE,
-    TAG_ERROR_COMMENT,
-    TAG_MESSAGE_ID_RESPONDED_TO,
-    TAG_STATUS,
-    DimseRequest,
-    MessageAssembler,
-    ProtocolError,
-    encode_command,
-    response_pdus,
-)
+from imaging import dimse_wire as wire
 from imaging.ingest import EntryPoint, IngestResult, IngestSession, Outcome
 from institutions.models import AETitle, Institution
 
@@ -240,7 +222,7 @@ class _ClinicNetAssociation(Association):
             except queue.Empty:
                 pass
             else:
-                if isinstance(message, DimseRequest):
+                if isinstance(message, wire.DimseRequest):
                     answer(self, message)
             if self._ended():
                 return
@@ -270,7 +252,7 @@ class _DataPhaseDUL(DULServiceProvider):
     """pynetdicom's DUL thread, except that it assembles the P-DATA-TF PDUs of an established association itself.
 
     In state Sta6 (association established) a P-DATA-TF PDU is read into one
-    buffer and its PDV items go to a :class:`MessageAssembler`; each request
+    buffer and its PDV items go to a :class:`imaging.dimse_wire.MessageAssembler`; each request
     it completes is queued for the association thread, which answers it
     (:func:`answer`). Every other PDU (release, abort, anything unexpected) and
     every other state go through pynetdicom's decoding and state machine as
@@ -279,7 +261,7 @@ class _DataPhaseDUL(DULServiceProvider):
     aborts the association.
     """
 
-    _assembler: MessageAssembler | None = None
+    _assembler: wire.MessageAssembler | None = None
 
     def _read_pdu_data(self) -> None:
         sock = self.socket
@@ -291,7 +273,7 @@ class _DataPhaseDUL(DULServiceProvider):
             pdu_type = raw.recv(1, socket.MSG_PEEK)
         except OSError:
             pdu_type = b""
-        if pdu_type != bytes([P_DATA_TF]):
+        if pdu_type != bytes([wire.P_DATA_TF]):
             super()._read_pdu_data()  # includes a closed connection (Evt17)
             return
         assert sock is not None
@@ -308,10 +290,10 @@ class _DataPhaseDUL(DULServiceProvider):
             self.event_queue.put("Evt17")  # the connection closed inside the PDU
             return
         if self._assembler is None:
-            self._assembler = MessageAssembler(set(self.assoc._accepted_cx), settings.DICOM_MAX_FILE_BYTES)
+            self._assembler = wire.MessageAssembler(set(self.assoc._accepted_cx), settings.DICOM_MAX_FILE_BYTES)
         try:
             requests = self._assembler.feed(body)
-        except ProtocolError as exc:
+        except wire.ProtocolError as exc:
             self._abort_for(str(exc))
             return
         for request in requests:
@@ -479,35 +461,37 @@ def handle_requested(event: evt.Event) -> None:
     logger.info("DIMSE: association from AE %r at %s for institution %s", calling_ae, address, institution.code)
 
 
-def answer(assoc: _ClinicNetAssociation, request: DimseRequest) -> None:
+def answer(assoc: _ClinicNetAssociation, request: wire.DimseRequest) -> None:
     """Serve one request of the data transfer phase and send its response (association thread)."""
     command = request.command_field
-    if command & RESPONSE_BIT:
+    if command & wire.RESPONSE_BIT:
         logger.warning("DIMSE: ignored a response (command 0x%04X) from %s", command, assoc.requestor.address)
         return
     response: dict[int, int | str] = {
-        TAG_COMMAND_FIELD: command | RESPONSE_BIT,
-        TAG_MESSAGE_ID_RESPONDED_TO: request.message_id,
-        TAG_DATA_SET_TYPE: NO_DATA_SET,
+        wire.TAG_COMMAND_FIELD: command | wire.RESPONSE_BIT,
+        wire.TAG_MESSAGE_ID_RESPONDED_TO: request.message_id,
+        wire.TAG_DATA_SET_TYPE: wire.NO_DATA_SET,
     }
-    sop_class = request.uid(TAG_AFFECTED_SOP_CLASS)
+    sop_class = request.uid(wire.TAG_AFFECTED_SOP_CLASS)
     if sop_class:
-        response[TAG_AFFECTED_SOP_CLASS] = sop_class
-    if command == C_STORE_RQ:
-        response[TAG_AFFECTED_SOP_INSTANCE] = request.uid(TAG_AFFECTED_SOP_INSTANCE)
+        response[wire.TAG_AFFECTED_SOP_CLASS] = sop_class
+    if command == wire.C_STORE_RQ:
+        response[wire.TAG_AFFECTED_SOP_INSTANCE] = request.uid(wire.TAG_AFFECTED_SOP_INSTANCE)
         status, comment = _store(assoc, request)
-    elif command == C_ECHO_RQ:
+    elif command == wire.C_ECHO_RQ:
         status, comment = Status.SUCCESS, ""
     else:
         status, comment = Status.UNRECOGNIZED_OPERATION, "only C-STORE and C-ECHO are served here"
-    response[TAG_STATUS] = status
+    response[wire.TAG_STATUS] = status
     if status != Status.SUCCESS and comment:
-        response[TAG_ERROR_COMMENT] = comment[:64]
+        response[wire.TAG_ERROR_COMMENT] = comment[:64]
     sock = assoc.dul.socket
     if sock is not None:
-        for pdu in response_pdus(request.context_id, encode_command(response), assoc.requestor.maximum_length or 0):
+        for pdu in wire.response_pdus(
+            request.context_id, wire.encode_command(response), assoc.requestor.maximum_length or 0
+        ):
             sock.send(pdu)
-    if command == C_STORE_RQ:
+    if command == wire.C_STORE_RQ:
         _close_now_and_then(assoc)
 
 
@@ -529,13 +513,13 @@ def _close_now_and_then(assoc: _ClinicNetAssociation) -> None:
     state.flushed = len(state.session.results)
 
 
-def _store(assoc: _ClinicNetAssociation, request: DimseRequest) -> tuple[int, str]:
+def _store(assoc: _ClinicNetAssociation, request: wire.DimseRequest) -> tuple[int, str]:
     """Ingest the instance of a C-STORE request; its status and the reason for a failure."""
     state = assoc.clinicnet
     if state is None:  # cannot happen: unknown peers get no association
         return Status.PROCESSING_FAILURE, "no session"
     context = assoc._accepted_cx[request.context_id]
-    sop_class, sop_instance = request.uid(TAG_AFFECTED_SOP_CLASS), request.uid(TAG_AFFECTED_SOP_INSTANCE)
+    sop_class, sop_instance = request.uid(wire.TAG_AFFECTED_SOP_CLASS), request.uid(wire.TAG_AFFECTED_SOP_INSTANCE)
     if sop_class != context.abstract_syntax:
         return Status.SOP_CLASS_NOT_SUPPORTED, "the SOP class is not the presentation context's"
     if not request.has_data_set:

@@ -103,15 +103,20 @@ def store_file(key: str, source: Path, *, durable: bool = True) -> None:
     try:
         if durable:
             _fsync(tmp)
-        try:
-            os.replace(tmp, target)
-        except FileNotFoundError:  # the series folder does not exist yet
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, target)
+        _in_its_folder(os.replace, tmp, target)
         if durable:
             _fsync(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _in_its_folder(put: Callable[[Path, Path], None], source: Path, target: Path) -> None:
+    """``put(source, target)`` (a rename or a link), making the target's folder when it does not exist yet."""
+    try:
+        put(source, target)
+    except FileNotFoundError:  # the first file of a series
+        target.parent.mkdir(parents=True, exist_ok=True)
+        put(source, target)
 
 
 def _link_durably(source: Path, target: Path) -> bool:
@@ -125,11 +130,7 @@ def _link_durably(source: Path, target: Path) -> bool:
     """
     _fsync(source)
     try:
-        try:
-            os.link(source, target)
-        except FileNotFoundError:  # the series folder does not exist yet
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(source, target)
+        _in_its_folder(os.link, source, target)
     except FileExistsError:
         pass
     except OSError:  # another file system, or no hard links: the caller copies (and says what failed)
