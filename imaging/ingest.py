@@ -3,8 +3,12 @@ C-STORE, the import command — hands files to an :class:`IngestSession` and
 gets one :class:`IngestResult` per file back.
 
 For each file: check the size → parse and validate the header → hash →
-decide stored / duplicate / conflict → store the original bytes atomically
-and durably → index it. When the session closes, preview rendering is
+store the original bytes atomically and durably → index it, where an
+instance stored before makes the file a duplicate (same bytes: success, the
+stored file untouched) or a conflict (other bytes: the new ones are removed).
+One by one, the index INSERT itself finds such an instance (``ON CONFLICT DO
+NOTHING``); a batch asks for all of its files with one query before it stores
+them. When the session closes, preview rendering is
 scheduled for what was stored (after the transaction commits), the owning
 institution's pages are told, and the audit trail gets one event per study.
 
