@@ -265,18 +265,16 @@ class _DataPhaseDUL(DULServiceProvider):
 
     def _read_pdu_data(self) -> None:
         sock = self.socket
-        raw = sock.socket if sock is not None else None
-        if raw is None or self.state_machine.current_state != "Sta6":
+        if sock is None or sock.socket is None or self.state_machine.current_state != "Sta6":
             super()._read_pdu_data()
             return
         try:
-            pdu_type = raw.recv(1, socket.MSG_PEEK)
+            pdu_type = sock.socket.recv(1, socket.MSG_PEEK)
         except OSError:
             pdu_type = b""
         if pdu_type != bytes([wire.P_DATA_TF]):
             super()._read_pdu_data()  # includes a closed connection (Evt17)
             return
-        assert sock is not None
         try:
             header = sock.recv(6)
             length = struct.unpack(">BBI", header)[2] if len(header) == 6 else -1
@@ -476,8 +474,9 @@ def answer(assoc: _ClinicNetAssociation, request: wire.DimseRequest) -> None:
     if sop_class:
         response[wire.TAG_AFFECTED_SOP_CLASS] = sop_class
     if command == wire.C_STORE_RQ:
-        response[wire.TAG_AFFECTED_SOP_INSTANCE] = request.uid(wire.TAG_AFFECTED_SOP_INSTANCE)
-        status, comment = _store(assoc, request)
+        sop_instance = request.uid(wire.TAG_AFFECTED_SOP_INSTANCE)
+        response[wire.TAG_AFFECTED_SOP_INSTANCE] = sop_instance
+        status, comment = _store(assoc, request, sop_class, sop_instance)
     elif command == wire.C_ECHO_RQ:
         status, comment = Status.SUCCESS, ""
     else:
@@ -513,13 +512,14 @@ def _close_now_and_then(assoc: _ClinicNetAssociation) -> None:
     state.flushed = len(state.session.results)
 
 
-def _store(assoc: _ClinicNetAssociation, request: wire.DimseRequest) -> tuple[int, str]:
-    """Ingest the instance of a C-STORE request; its status and the reason for a failure."""
+def _store(
+    assoc: _ClinicNetAssociation, request: wire.DimseRequest, sop_class: str, sop_instance: str
+) -> tuple[int, str]:
+    """Ingest the instance of a C-STORE request (with its command's UIDs); its status and the reason for a failure."""
     state = assoc.clinicnet
     if state is None:  # cannot happen: unknown peers get no association
         return Status.PROCESSING_FAILURE, "no session"
     context = assoc._accepted_cx[request.context_id]
-    sop_class, sop_instance = request.uid(wire.TAG_AFFECTED_SOP_CLASS), request.uid(wire.TAG_AFFECTED_SOP_INSTANCE)
     if sop_class != context.abstract_syntax:
         return Status.SOP_CLASS_NOT_SUPPORTED, "the SOP class is not the presentation context's"
     if not request.has_data_set:

@@ -416,3 +416,23 @@ def test_many_pieces_are_written_in_order_past_the_systems_limit_per_call(tmp_pa
     finally:
         os.close(fd)
     assert target.read_bytes() == b"".join(pieces)
+
+
+def test_on_object_storage_a_resend_is_not_uploaded_again(clinic: Institution) -> None:
+    # One by one, a resend is found by its INSERT, after storing: its key (content hash
+    # included) exists already, and an object store must neither upload it again nor,
+    # as Django storages do for a taken name, keep a second copy under another name.
+    from django.core.files.storage import InMemoryStorage
+
+    remote = InMemoryStorage()
+    with (
+        mock.patch.object(storage, "default_storage", remote),
+        mock.patch.object(remote, "save", wraps=remote.save) as uploads,
+    ):
+        session = IngestSession(institution=clinic, entry_point=EntryPoint.IMPORT)
+        first = session.add_file(testdata_path("CT_small.dcm"))
+        again = session.add_file(testdata_path("CT_small.dcm"))
+    assert (first.outcome, again.outcome) == (Outcome.STORED, Outcome.DUPLICATE)
+    assert uploads.call_count == 1
+    key = Instance.objects.get().storage_key
+    assert remote.listdir(str(Path(key).parent)) == ([], [Path(key).name])
