@@ -732,8 +732,20 @@ def cpu_seconds(*pids: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def settle() -> None:
+    """Write out what earlier runs left in the page cache, and let the disk go quiet.
+
+    Otherwise a run starts while the kernel still writes back (or the file system
+    still removes) the previous run's 158 MB, and its fsyncs queue behind that: each
+    server would pay for the other's previous round.
+    """
+    os.sync()
+    time.sleep(1)
+
+
 def timed_with_cpu(row: Row, pids: list[int], run: Callable[..., float], *args: Any) -> None:
     """Append the seconds ``run(*args)`` returns, and the CPU the server processes used meanwhile."""
+    settle()
     before = cpu_seconds(*pids)
     row.seconds.append(run(*args))
     row.cpu.append(cpu_seconds(*pids) - before)

@@ -33,7 +33,8 @@ One :class:`imaging.ingest.IngestSession` per association
 (``EntryPoint.DIMSE``, actor ``AE <calling AE title>``, the peer's address):
 each C-STORE's Part 10 bytes — a preamble and file meta as pynetdicom would
 write them, then the data set exactly as received — go to
-``IngestSession.add_bytes``, written from the buffers the PDUs arrived in.
+``IngestSession.add_bytes``, as the slices of the buffers the PDUs arrived in
+(which joins them once, to parse the header from memory).
 The response is sent once the instance is durable and indexed (or refused).
 A data set over ``DICOM_MAX_FILE_BYTES`` is not kept in memory as it arrives;
 it is refused when complete. The session is closed — previews scheduled,
@@ -529,8 +530,7 @@ def _store(
         if request.oversized:
             result = state.session.refuse_too_large(name, request.data_set_bytes)
         else:
-            # The file is the preamble and file meta, then the data set's fragments as
-            # received, written one after the other from the buffers they arrived in.
+            # The file is the preamble and file meta, then the data set's fragments as received.
             head = part10_head(sop_class, sop_instance, str(context.transfer_syntax[0]))
             result = state.session.add_bytes((head, *request.fragments), name=name)
         state.received_bytes += request.data_set_bytes

@@ -8,7 +8,7 @@ runs them through its state machine, joins the fragments of a data set in a
 about 1 ms of CPU per C-STORE (bench/README.md). Here a PDU's data set
 fragments stay the slices of the buffer it was received into, a command set
 is a handful of group 0000 elements read and written with :mod:`struct`, and
-nothing is copied before the ingest path writes the file.
+nothing is copied before the ingest path takes the file.
 
 This module only knows bytes: :class:`MessageAssembler` turns the PDV items
 of received P-DATA-TF PDUs into :class:`DimseRequest` objects, and

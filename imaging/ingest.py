@@ -68,6 +68,9 @@ logger = logging.getLogger(__name__)
 
 # Files per index transaction for uploads of many files at once (STOW-RS, web and API uploads, imports).
 UPLOAD_BATCH = 50
+# Files up to this size are parsed from memory (read whole, or joined from pieces by
+# add_bytes: a copy, and as much memory again); larger ones from disk.
+JOIN_UP_TO_BYTES = 64 * 1024 * 1024
 
 
 class EntryPoint:
@@ -188,8 +191,17 @@ class IngestSession:
     def add_bytes(
         self, data: bytes | Sequence[bytes | memoryview], name: str = "", *, sha256: str | None = None
     ) -> IngestResult:
-        """Ingest a file given as bytes, or as its consecutive pieces (written one after another, never joined)."""
+        """Ingest a file given as bytes, or as its consecutive pieces (written one after another)."""
         parts = [data] if isinstance(data, bytes) else list(data)
+        # The header is parsed from memory (see read_dataset); pieces are joined for that
+        # when it costs little, a large file's are written as they are and parsed from disk.
+        whole: bytes | None = None
+        if len(parts) == 1 and isinstance(parts[0], bytes):
+            whole = parts[0]
+        elif sum(len(part) for part in parts) <= JOIN_UP_TO_BYTES:
+            whole = b"".join(parts)
+        if whole is not None:
+            parts = [whole]
         # Hashed from memory instead of reading the spool file back, and in a
         # background thread (hashlib lets go of the GIL) while the header is parsed.
         digest = storage.in_background(_sha256_hex, parts) if sha256 is None else sha256
@@ -200,7 +212,7 @@ class IngestSession:
             # The disk starts on the bytes now, while the header is parsed and the
             # index asked; the fsync that makes them durable then has less to wait for.
             early = storage.in_background(os.fsync, fd)
-            return self.add_file(path, name=name, sha256=digest)
+            return self.add_file(path, name=name, sha256=digest, data=whole)
         finally:
             # Neither thread may outlive the call: one uses the file, the other the caller's buffers.
             if early is not None:
@@ -221,22 +233,28 @@ class IngestSession:
         }
         return self._record(IngestResult(name, Outcome.REJECTED, reason, size=size))
 
-    def add_file(self, path: Path, name: str = "", *, sha256: str | Future[str] | None = None) -> IngestResult:
+    def add_file(
+        self, path: Path, name: str = "", *, sha256: str | Future[str] | None = None, data: bytes | None = None
+    ) -> IngestResult:
         """Ingest the DICOM file at *path* (not moved or deleted; it may go once this returns).
 
         *sha256* is the hex SHA-256 of the file (or a future of it) when the
         caller hashed the bytes as it wrote them; otherwise the file is read
-        to hash it.
+        to hash it. *data* is the file's bytes when the caller holds them; a
+        file up to :data:`JOIN_UP_TO_BYTES` is read whole otherwise, and either
+        way its header is parsed from memory.
         """
         name = name or path.name
         try:
-            size = path.stat().st_size
+            size = len(data) if data is not None else path.stat().st_size
+            if size > settings.DICOM_MAX_FILE_BYTES:
+                return self.refuse_too_large(name, size)
+            if data is None and size <= JOIN_UP_TO_BYTES:
+                data = path.read_bytes()  # one read: parsed from memory (see read_dataset)
         except OSError as exc:
             return self._record(IngestResult(name, Outcome.REJECTED, _("cannot read the file: %s") % exc.strerror))
-        if size > settings.DICOM_MAX_FILE_BYTES:
-            return self.refuse_too_large(name, size)
         try:
-            header = parse_header(path)
+            header = parse_header(data if data is not None else path)
         except DicomDirectory as exc:
             return self._record(IngestResult(name, Outcome.SKIPPED, exc.reason, size=size))
         except InvalidDicom as exc:

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import date
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -371,7 +372,7 @@ def _dataset_json(ds: Dataset, path: str, bulk_uri: Callable[[str], str], *, fas
     return result
 
 
-def _pixel_data_check(ds: Dataset, path: Path, file_size: int, warned_eof: bool) -> tuple[str, str] | None:
+def _pixel_data_check(ds: Dataset, file_size: int, warned_eof: bool) -> tuple[str, str] | None:
     """Return (tag, VR) of the pixel data element, or None; raise if truncated."""
     raw_by_tag: MutableMapping[BaseTag, Any] = ds._dict  # the raw elements, without decoding deferred values
     for tag in PIXEL_TAGS:
@@ -416,17 +417,27 @@ def _is_encapsulated(ds: Dataset) -> bool:
     return bool(syntax) and UID(str(syntax)).is_encapsulated
 
 
-def read_dataset(path: Path, *, defer_size: int | None = DEFER_SIZE) -> tuple[Dataset, list[str]]:
-    """Open *path* as DICOM; large values stay on disk. Returns the dataset and parse warnings."""
+def read_dataset(source: Path | bytes, *, defer_size: int | None = DEFER_SIZE) -> tuple[Dataset, list[str]]:
+    """Open *source* (a file, or its bytes) as DICOM, large values left where they are; the dataset and parse warnings.
+
+    Bytes are read through ``BytesIO``. A file is read piece by piece, some
+    hundred reads and seeks for a CT slice, and each of those system calls lets
+    go of the GIL, which a busy process's other threads (hashing, fsync) then
+    take: a caller that holds the bytes anyway parses them faster from memory.
+    """
+
+    def opened() -> str | BytesIO:
+        return BytesIO(source) if isinstance(source, bytes) else str(source)
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            ds = pydicom.dcmread(str(path), defer_size=defer_size)
+            ds = pydicom.dcmread(opened(), defer_size=defer_size)
         except InvalidDicomError:
             # Files without the 128-byte preamble and "DICM" are still found on
             # old CDs; accept them only if they parse as a real dataset below.
             try:
-                ds = pydicom.dcmread(str(path), defer_size=defer_size, force=True)
+                ds = pydicom.dcmread(opened(), defer_size=defer_size, force=True)
             except Exception as exc:
                 raise InvalidDicom(f"not a DICOM file ({type(exc).__name__})") from exc
             if "SOPInstanceUID" not in ds and "SOPClassUID" not in ds:
@@ -436,13 +447,13 @@ def read_dataset(path: Path, *, defer_size: int | None = DEFER_SIZE) -> tuple[Da
     return ds, [str(w.message) for w in caught]
 
 
-def parse_header(path: Path, *, dicomweb_root: str = "/dicomweb") -> Header:
-    """Validate *path* as an archivable DICOM instance and describe it.
+def parse_header(source: Path | bytes, *, dicomweb_root: str = "/dicomweb") -> Header:
+    """Validate *source* as an archivable DICOM instance and describe it.
 
     Parameters
     ----------
-    path
-        A DICOM Part 10 file on local disk.
+    source
+        A DICOM Part 10 file on local disk, or its bytes (see :func:`read_dataset`).
     dicomweb_root
         URL path of the DICOMweb service, used to build BulkDataURI values.
 
@@ -457,10 +468,10 @@ def parse_header(path: Path, *, dicomweb_root: str = "/dicomweb") -> Header:
         With a human-readable ``reason`` when the file is not DICOM, is
         truncated, lacks a required UID, or is a DICOMDIR.
     """
-    file_size = path.stat().st_size
+    file_size = len(source) if isinstance(source, bytes) else source.stat().st_size
     if file_size == 0:
         raise InvalidDicom("the file is empty")
-    ds, parse_warnings = read_dataset(path)
+    ds, parse_warnings = read_dataset(source)
     warned_eof = any("End of file reached" in w for w in parse_warnings)
 
     meta = getattr(ds, "file_meta", None) or Dataset()
@@ -480,7 +491,7 @@ def parse_header(path: Path, *, dicomweb_root: str = "/dicomweb") -> Header:
             else "1.2.840.10008.1.2.2"
         )
 
-    pixel = _pixel_data_check(ds, path, file_size, warned_eof)
+    pixel = _pixel_data_check(ds, file_size, warned_eof)
 
     base = f"{dicomweb_root}/studies/{study_uid}/series/{series_uid}/instances/{sop_instance_uid}/bulkdata/"
     metadata = _dataset_json(ds, "", lambda tag_path: base + tag_path)

@@ -223,3 +223,17 @@ def test_index_fields_taken_from_the_metadata_are_what_pydicom_gives(path: Path)
         expected |= {field: header._int(ds, keyword) for field, keyword in INT_FIELDS.items()}
         expected |= {field: header._date(ds, keyword) for field, keyword in DATE_FIELDS.items()}
     assert {field: getattr(parsed, field) for field in expected} == expected
+
+
+@pytest.mark.parametrize("path", EVERY_FILE, ids=lambda path: path.name)
+def test_a_header_parsed_from_the_bytes_is_the_one_parsed_from_the_file(path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            from_file = header.parse_header(path)
+        except InvalidDicom as exc:
+            with pytest.raises(InvalidDicom) as from_bytes:
+                header.parse_header(path.read_bytes())
+            assert from_bytes.value.reason == exc.reason
+            return
+        assert header.parse_header(path.read_bytes()) == from_file

@@ -14,6 +14,7 @@ from django.test import override_settings
 
 from clinicnet.audit.models import AuditEvent
 from imaging import storage
+from imaging.dicom.header import parse_header
 from imaging.ingest import EntryPoint, IngestSession, Outcome
 from imaging.models import Instance, Patient, Series, Study
 from imaging.testing import ingest_testdata, testdata_path
@@ -245,6 +246,22 @@ def test_bytes_in_pieces_are_stored_as_one_file_and_the_pieces_are_free_again(cl
     body.write(b"the buffer is no longer exported")
     assert result.outcome == Outcome.STORED
     assert broken.outcome == Outcome.REJECTED
+    with storage.local_path(Instance.objects.get().storage_key) as path:
+        assert path.read_bytes() == data
+
+
+@pytest.mark.parametrize("join_up_to", [1024 * 1024, 1000], ids=["joined-and-parsed-from-memory", "parsed-from-disk"])
+def test_a_file_in_pieces_is_stored_whole_whether_or_not_they_are_joined(
+    clinic: Institution, monkeypatch, join_up_to: int
+) -> None:
+    monkeypatch.setattr("imaging.ingest.JOIN_UP_TO_BYTES", join_up_to)  # CT_small.dcm is 39 KB
+    parsed = []
+    monkeypatch.setattr("imaging.ingest.parse_header", lambda source: parsed.append(source) or parse_header(source))
+    data = testdata_path("CT_small.dcm").read_bytes()
+    with IngestSession(institution=clinic, entry_point=EntryPoint.DIMSE) as session:
+        result = session.add_bytes([data[:128], memoryview(data)[128:20000], memoryview(data)[20000:]])
+    assert result.outcome == Outcome.STORED
+    assert isinstance(parsed[0], bytes) == (join_up_to > len(data))
     with storage.local_path(Instance.objects.get().storage_key) as path:
         assert path.read_bytes() == data
 
