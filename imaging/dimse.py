@@ -38,10 +38,11 @@ write them, then the data set exactly as received — go to
 The response is sent once the instance is durable and indexed (or refused).
 A data set over ``DICOM_MAX_FILE_BYTES`` is not kept in memory as it arrives;
 it is refused when complete. The session is closed — previews scheduled,
-pages told, audit written — every :data:`FLUSH_EVERY` instances, after that
-instance's response has gone out, so that previews of a long study start while
-it arrives, and when the association ends for any reason (release, abort,
-dropped connection, timeout); the association thread's database connections
+pages told, audit written — every :data:`FLUSH_EVERY` instances, so that
+previews of a long study start while it arrives (in a thread beside the
+association's, which goes on with the next instance), and when the association
+ends for any reason (release, abort, dropped connection, timeout), after the
+periodic closes have finished; the association thread's database connections
 are closed with it.
 
 C-STORE response status (:class:`Status`)
@@ -72,6 +73,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -175,6 +177,8 @@ class _AssociationState:
     started: float = field(default_factory=time.monotonic)
     received_bytes: int = 0
     flushed: int = 0
+    # Periodic closes running in the closing thread (see _close_now_and_then).
+    closing: list[Future[None]] = field(default_factory=list)
 
 
 class _ClinicNetAssociation(Association):
@@ -496,21 +500,50 @@ def answer(assoc: _ClinicNetAssociation, request: wire.DimseRequest) -> None:
 
 
 def _close_now_and_then(assoc: _ClinicNetAssociation) -> None:
-    """Close the session every FLUSH_EVERY instances, after the response has gone out.
+    """Close the session every FLUSH_EVERY instances, beside the association.
 
     A modality sends a whole study on one association: its previews start (and
     the pages hear of it) as it goes, not only at the end. The instances are
-    indexed already; this only schedules, tells and audits, so the modality
-    need not wait for it, and sends the next instance meanwhile.
+    indexed already; what is left (counters, previews, pages, audit: about
+    8 ms) runs in a thread of its own, so the next C-STORE need not wait for it.
+    On SQLite, which takes one writer at a time, it runs here, after the response.
     """
     state = assoc.clinicnet
     if state is None or len(state.session.results) - state.flushed < FLUSH_EVERY:
         return
+    state.flushed = len(state.session.results)
     try:
-        state.session.close()
+        rest = state.session.hand_over()
     except Exception:
         logger.exception("DIMSE: closing the session of AE %r failed", state.calling_ae)
-    state.flushed = len(state.session.results)
+        return
+    if connections["default"].vendor == "sqlite":
+        _finish_closing(rest, state.calling_ae)
+    else:
+        state.closing.append(_closing_thread().submit(_finish_closing, rest, state.calling_ae, own_thread=True))
+
+
+def _finish_closing(rest: Callable[[], None], calling_ae: str, *, own_thread: bool = False) -> None:
+    try:
+        rest()
+    except Exception:
+        logger.exception("DIMSE: closing the session of AE %r failed", calling_ae)
+    finally:
+        if own_thread:  # its connection is not kept between closes: the server may have gone meanwhile
+            connections.close_all()
+
+
+_closer: ThreadPoolExecutor | None = None
+_closer_lock = threading.Lock()
+
+
+def _closing_thread() -> ThreadPoolExecutor:
+    """The one thread that finishes the periodic closes of every association, in order."""
+    global _closer
+    with _closer_lock:
+        if _closer is None:
+            _closer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clinicnet-dimse-close")
+        return _closer
 
 
 def _store(
@@ -593,6 +626,8 @@ def _end(assoc: _ClinicNetAssociation) -> None:
         return
     assoc.clinicnet = None
     try:
+        for closing in state.closing:
+            closing.result()  # failures are logged there
         state.session.close()
     finally:
         counts: dict[str, int] = {}

@@ -41,10 +41,10 @@ import logging
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -533,36 +533,6 @@ class IngestSession:
         self._touched_studies[study.pk] = study
         return instance
 
-    def _recount(self) -> None:
-        """Set the counters of the studies and series the quick path added to (see ``_patients``)."""
-        for study_id, series_ids in self._uncounted.items():
-            Series.objects.filter(pk__in=series_ids).update(
-                number_of_instances=Coalesce(
-                    Subquery(
-                        Instance.objects.filter(series=OuterRef("pk"))
-                        .order_by()
-                        .values("series")
-                        .annotate(count=Count("pk"))
-                        .values("count")
-                    ),
-                    0,
-                )
-            )
-            Study.objects.filter(pk=study_id).update(
-                number_of_instances=Coalesce(
-                    Subquery(
-                        Instance.objects.filter(study=OuterRef("pk"))
-                        .order_by()
-                        .values("study")
-                        .annotate(count=Count("pk"))
-                        .values("count")
-                    ),
-                    0,
-                ),
-                status=Study.Status.PENDING,
-            )
-        self._uncounted.clear()
-
     def _index_new(self, header: Header, key: str, size: int, sha256: str) -> Instance:
         with transaction.atomic():
             patient, _created = Patient.objects.get_or_create(
@@ -631,36 +601,92 @@ class IngestSession:
 
     def close(self) -> None:
         """Index what is staged, then schedule previews, notify pages and audit, once per study."""
-        from clinicnet.events import push_to_institutions
-        from imaging.tasks import schedule_previews
+        self.hand_over()()
 
+    def hand_over(self) -> Callable[[], None]:
+        """Index what is staged, and return the rest of :meth:`close` for what was indexed since the last close.
+
+        The function returned needs nothing more of the session: another thread
+        (with its own database connection) may run it while this one goes on
+        adding files, as the DICOM SCP does.
+        """
         self.flush()
-        self._recount()
-        for study_id, instance_ids in self._stored_by_study.items():
-            study = self._touched_studies[study_id]
-            schedule_previews(study_id=study_id, instance_ids=instance_ids, priority=study.priority)
-            push_to_institutions(
-                [self.institution.pk],
-                {"type": "study.updated", "study": study.study_instance_uid, "status": Study.Status.PENDING},
+        uncounted, self._uncounted = self._uncounted, defaultdict(set)
+        stored, self._stored_by_study = self._stored_by_study, defaultdict(list)
+        studies, self._touched_studies = self._touched_studies, {}
+        results, self._audited = self.results[self._audited :], len(self.results)
+        audit = {
+            "request": self.request,
+            "actor": self.actor,
+            "actor_label": self.actor_label,
+            "address": self.address,
+            "institution": self.institution,
+        }
+        return partial(_after_indexing, self.entry_point, audit, uncounted, stored, studies, results)
+
+
+def _after_indexing(
+    entry_point: str,
+    audit: dict[str, Any],
+    uncounted: dict[int, set[int]],
+    stored: dict[int, list[int]],
+    studies: dict[int, Study],
+    results: list[IngestResult],
+) -> None:
+    """Set counters, schedule previews, tell the pages and audit, for files a session indexed (see ``hand_over``)."""
+    from clinicnet.events import push_to_institutions
+    from imaging.tasks import schedule_previews
+
+    _recount(uncounted)
+    institution: Institution = audit["institution"]
+    for study_id, instance_ids in stored.items():
+        study = studies[study_id]
+        schedule_previews(study_id=study_id, instance_ids=instance_ids, priority=study.priority)
+        push_to_institutions(
+            [institution.pk],
+            {"type": "study.updated", "study": study.study_instance_uid, "status": Study.Status.PENDING},
+        )
+    by_study: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for result in results:
+        by_study[result.study_instance_uid or ""][result.outcome] += 1
+    for study_uid, counts in by_study.items():
+        audit_record(
+            action="study.store" if study_uid else "study.store_rejected",
+            object_type="study",
+            object_id=study_uid,
+            detail={"entry_point": entry_point, **counts},
+            **audit,
+        )
+
+
+def _recount(uncounted: dict[int, set[int]]) -> None:
+    """Set the counters of the studies and series the quick path added to (see ``IngestSession._patients``)."""
+    for study_id, series_ids in uncounted.items():
+        Series.objects.filter(pk__in=series_ids).update(
+            number_of_instances=Coalesce(
+                Subquery(
+                    Instance.objects.filter(series=OuterRef("pk"))
+                    .order_by()
+                    .values("series")
+                    .annotate(count=Count("pk"))
+                    .values("count")
+                ),
+                0,
             )
-        by_study: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for result in self.results[self._audited :]:
-            by_study[result.study_instance_uid or ""][result.outcome] += 1
-        for study_uid, counts in by_study.items():
-            audit_record(
-                action="study.store" if study_uid else "study.store_rejected",
-                request=self.request,
-                actor=self.actor,
-                actor_label=self.actor_label,
-                address=self.address,
-                institution=self.institution,
-                object_type="study",
-                object_id=study_uid,
-                detail={"entry_point": self.entry_point, **counts},
-            )
-        self._audited = len(self.results)
-        self._stored_by_study.clear()
-        self._touched_studies.clear()
+        )
+        Study.objects.filter(pk=study_id).update(
+            number_of_instances=Coalesce(
+                Subquery(
+                    Instance.objects.filter(study=OuterRef("pk"))
+                    .order_by()
+                    .values("study")
+                    .annotate(count=Count("pk"))
+                    .values("count")
+                ),
+                0,
+            ),
+            status=Study.Status.PENDING,
+        )
 
 
 def _sha256_hex(parts: Sequence[bytes | memoryview]) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from io import BytesIO
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from clinicnet.audit.models import AuditEvent
 from imaging import dimse
 from imaging.dicom.header import InvalidDicom, parse_header
 from imaging.dimse import TRANSFER_SYNTAXES, Status, start_scp
-from imaging.ingest import spool_dir
+from imaging.ingest import IngestSession, spool_dir
 from imaging.models import Instance, Study
 from imaging.testing import testdata_path
 from imaging.tests.conftest import PIXEL_TESTDATA
@@ -319,8 +320,9 @@ def test_the_scp_accepts_the_common_transfer_syntaxes(scp: ThreadedAssociationSe
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="counts PostgreSQL backends")
 def test_each_association_closes_its_database_connections(
-    scp: ThreadedAssociationServer, modality: Institution
+    scp: ThreadedAssociationServer, modality: Institution, monkeypatch
 ) -> None:
+    monkeypatch.setattr("imaging.dimse.FLUSH_EVERY", 1)  # the closing thread's connection too
     def backends() -> int:
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
@@ -328,9 +330,11 @@ def test_each_association_closes_its_database_connections(
 
     before = backends()
     ds = pydicom.dcmread(testdata_path("CT_small.dcm"))
-    for _ in range(3):
+    for association in range(3):
         assoc = associate(scp, [(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)])
-        assert assoc.send_c_store(ds).Status == Status.SUCCESS
+        for number in (1, 2):
+            ds.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{association}.{number}"
+            assert assoc.send_c_store(ds).Status == Status.SUCCESS
         assoc.release()
         wait_for_associations_to_end(scp)
     assert backends() == before
@@ -345,10 +349,13 @@ def test_a_long_association_starts_previews_as_it_goes(
     for number in (1, 2):
         ds.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{number}"
         assert assoc.send_c_store(ds).Status == Status.SUCCESS
-    # Still associated: the first two are previewed and audited, right after the second response went
-    # out. The SCP serves requests in order, so once the C-ECHO is answered, that is done.
+    # Still associated: the first two are previewed and audited after the second response went out
+    # (beside the association; on SQLite in its thread, before the C-ECHO is answered).
     assert assoc.send_c_echo().Status == Status.SUCCESS
     assert assoc.is_established
+    deadline = time.monotonic() + 30
+    while not AuditEvent.objects.filter(action="study.store").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert [i.preview_status for i in Instance.objects.filter(institution=modality)] == ["ready", "ready"]
     assert AuditEvent.objects.filter(action="study.store", detail__entry_point="dimse").count() == 1
     ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.3"
@@ -357,6 +364,38 @@ def test_a_long_association_starts_previews_as_it_goes(
     wait_for_associations_to_end(scp)
     assert Instance.objects.filter(institution=modality, preview_status="ready").count() == 3
     assert AuditEvent.objects.filter(action="study.store", detail__entry_point="dimse").count() == 2
+
+
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="on SQLite the periodic close runs in the association thread")
+def test_the_next_instance_does_not_wait_for_the_periodic_close(
+    scp: ThreadedAssociationServer, modality: Institution, monkeypatch
+) -> None:
+    monkeypatch.setattr("imaging.dimse.FLUSH_EVERY", 1)
+    gate = threading.Event()
+    hand_over = IngestSession.hand_over
+
+    def held_hand_over(session: IngestSession) -> Callable[[], None]:
+        rest = hand_over(session)
+
+        def finish() -> None:
+            assert gate.wait(30)
+            rest()
+
+        return finish
+
+    monkeypatch.setattr(IngestSession, "hand_over", held_hand_over)
+    ds = pydicom.dcmread(testdata_path("CT_small.dcm"))
+    assoc = associate(scp, [(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)])
+    for number in (1, 2):
+        ds.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{number}"
+        assert assoc.send_c_store(ds).Status == Status.SUCCESS  # the second while the first close is held
+    assert not AuditEvent.objects.filter(action="study.store").exists()
+    gate.set()
+    assoc.release()
+    wait_for_associations_to_end(scp)
+    # The association's end waited for both periodic closes, and its own had nothing left.
+    assert AuditEvent.objects.filter(action="study.store", detail__entry_point="dimse").count() == 2
+    assert Study.objects.get(institution=modality).number_of_instances == 2
 
 
 def test_a_data_set_over_the_size_limit_is_refused_and_the_association_goes_on(
