@@ -3,19 +3,21 @@ C-STORE, the import command — hands files to an :class:`IngestSession` and
 gets one :class:`IngestResult` per file back.
 
 For each file: check the size → parse and validate the header → hash →
-store the original bytes atomically and durably → index it, where an
-instance stored before makes the file a duplicate (same bytes: success, the
-stored file untouched) or a conflict (other bytes: the new ones are removed).
-One by one, the index INSERT itself finds such an instance (``ON CONFLICT DO
-NOTHING``); a batch asks for all of its files with one query before it stores
-them. When the session closes, preview rendering is
+store the original bytes atomically and durably and index them, in one
+transaction committed only once the bytes are durable; an instance stored
+before makes the file a duplicate (same bytes: success, the stored file
+untouched) or a conflict (other bytes: the new ones are not kept). One by
+one, the index INSERT itself finds such an instance (``ON CONFLICT DO
+NOTHING``), before the file is stored; a batch asks for all of its files with
+one query before it stores them. When the session closes, preview rendering is
 scheduled for what was stored (after the transaction commits), the owning
 institution's pages are told, and the audit trail gets one event per study.
 
 One by one or in batches
 ------------------------
 By default (C-STORE, where each instance is acknowledged on its own) every
-file is on disk (fsync) and indexed before ``add_file`` returns. A session
+file is on disk (fsync) and indexed before ``add_file`` returns: its row is
+written while the disk finishes the file, and committed after. A session
 with ``batch_size`` (STOW-RS, web and API uploads) stages up to that many
 files — bytes written, their fsync running in background threads while the
 next file is parsed — and then, in :meth:`IngestSession.flush`, waits until
@@ -122,6 +124,14 @@ class IngestResult:
 
 class IndexConflict(Exception):
     """The file contradicts what the index already holds (kept unchanged)."""
+
+
+class _NotStored(Exception):
+    """Storing a file failed (inside its index transaction, which is then rolled back)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class AlreadyIndexed(Exception):
@@ -289,37 +299,60 @@ class IngestSession:
         )
         if self.batch_size > 0:
             return self._stage(result, header, key, path, size, sha256)
-        try:
-            storage.store_file(key, path)
-        except OSError as exc:
-            logger.exception("storing %s failed", key)
-            result.reason = _("the server could not store the file (%s); nothing was kept, try again") % exc.strerror
-            return self._record(result)
-        return self._record(self._index_one(result, header, key, size, sha256))
+        return self._record(self._index_one(result, header, key, size, sha256, path))
 
-    def _index_one(self, result: IngestResult, header: Header, key: str, size: int, sha256: str) -> IngestResult:
-        """Index one stored file in its own transaction; its result says how it went."""
+    def _index_one(
+        self, result: IngestResult, header: Header, key: str, size: int, sha256: str, path: Path | None = None
+    ) -> IngestResult:
+        """Index one file in its own transaction; its result says how it went.
+
+        With *path*, the file is stored at *key* inside that transaction, after
+        its row is written: PostgreSQL works on the row while the disk finishes
+        the file's fsync (which the caller started as it wrote the bytes), and
+        the row is committed, seen by anyone, only once the bytes are durable at
+        *key*. An instance indexed before (a resend, or a conflict) is found by
+        the INSERT, before anything is stored. Without *path*, the file is at
+        *key* already (a batch indexed again one by one), and is removed if it
+        is not indexed.
+        """
+        stored = path is None
         try:
-            instance = self._index(header, key, size, sha256)
+            with transaction.atomic():
+                instance = self._index(header, key, size, sha256)
+                if path is not None:
+                    try:
+                        storage.store_file(key, path)
+                    except OSError as exc:
+                        raise _NotStored(exc) from exc
+                    stored = True
         except (AlreadyIndexed, IntegrityError):
             # Stored before (a resend, or a conflict), or by someone else at the same moment.
             existing = self._existing(header.sop_instance_uid)
-            if existing is not None and existing.storage_key != key:
+            if stored and (existing is None or existing.storage_key != key):
                 storage.delete(key)
             if existing is None:
-                storage.delete(key)
                 result.outcome = Outcome.REJECTED
                 result.reason = _("the file could not be indexed; nothing was kept, try again")
                 return result
             return self._duplicate_or_conflict(result, existing, sha256)
         except IndexConflict as exc:
-            storage.delete(key)
+            if stored:
+                storage.delete(key)
             result.outcome = Outcome.CONFLICT
             result.reason = str(exc)
             return result
+        except _NotStored as failure:
+            self._forget_rows()  # rolled back, with any rows this transaction made
+            logger.exception("storing %s failed", key)
+            result.outcome = Outcome.REJECTED
+            result.reason = _("the server could not store the file (%s); nothing was kept, try again") % (
+                failure.error.strerror
+            )
+            return result
         except Exception:
-            # Never leave stored bytes without an index row when we can help it.
-            storage.delete(key)
+            self._forget_rows()
+            if stored:  # never leave stored bytes without an index row when we can help it
+                storage.delete(key)
             raise
         result.outcome = Outcome.STORED
         result.instance_id = instance.pk

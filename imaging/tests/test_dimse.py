@@ -323,6 +323,7 @@ def test_each_association_closes_its_database_connections(
     scp: ThreadedAssociationServer, modality: Institution, monkeypatch
 ) -> None:
     monkeypatch.setattr("imaging.dimse.FLUSH_EVERY", 1)  # the closing thread's connection too
+
     def backends() -> int:
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")

@@ -10,7 +10,9 @@ from unittest import mock
 import pydicom
 import pytest
 from django.core.files.storage import default_storage
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from clinicnet.audit.models import AuditEvent
 from imaging import storage
@@ -218,11 +220,17 @@ def test_a_failed_index_transaction_rolls_back_every_row(clinic: Institution) ->
 
 
 def test_a_storage_failure_is_a_clear_rejection(clinic: Institution) -> None:
-    with mock.patch("imaging.storage.store_file", side_effect=OSError(28, "No space left on device")):
-        (result,) = ingest_testdata(clinic, "CT_small.dcm")
-    assert result.outcome == Outcome.REJECTED
-    assert "could not store the file (No space left on device)" in result.reason
-    assert not Instance.objects.exists()
+    with IngestSession(institution=clinic, entry_point=EntryPoint.DIMSE) as session:
+        with mock.patch("imaging.storage.store_file", side_effect=OSError(28, "No space left on device")):
+            result = session.add_file(testdata_path("CT_small.dcm"))
+        assert result.outcome == Outcome.REJECTED
+        assert "could not store the file (No space left on device)" in result.reason
+        # The rows written before storing were rolled back with it, and the session knows.
+        assert not Instance.objects.exists()
+        assert not Study.objects.exists()
+        assert not Patient.objects.exists()
+        assert session.add_file(testdata_path("CT_small.dcm")).outcome == Outcome.STORED
+    assert Study.objects.get().number_of_instances == 1
 
 
 def test_bytes_can_be_ingested_directly(clinic: Institution) -> None:
@@ -366,9 +374,7 @@ def test_a_nested_sequence_bulk_reference_names_its_path(clinic: Institution, tm
 # --- Speed-ups of the ingest path (bench/README.md, "Ingest") --------------------------------
 
 
-def test_later_instances_of_a_study_in_a_session_skip_the_lookups(
-    clinic: Institution, tmp_path: Path, django_assert_num_queries
-) -> None:
+def test_later_instances_of_a_study_in_a_session_skip_the_lookups(clinic: Institution, tmp_path: Path) -> None:
     first = modified_copy(tmp_path, "CT_small.dcm")
     second = tmp_path / "second.dcm"
     ds = pydicom.dcmread(first)
@@ -377,9 +383,11 @@ def test_later_instances_of_a_study_in_a_session_skip_the_lookups(
     ds.save_as(second)
     with IngestSession(institution=clinic, entry_point=EntryPoint.DIMSE) as session:
         assert session.add_file(first).outcome == Outcome.STORED
-        # One INSERT, which also finds a resend; the counters are set when the session closes.
-        with django_assert_num_queries(1):
+        # One INSERT (in its transaction), which also finds a resend; the counters are set when the session closes.
+        with CaptureQueriesContext(connection) as queries:
             assert session.add_file(second).outcome == Outcome.STORED
+        statements = [query["sql"].split()[0].upper() for query in queries.captured_queries]
+        assert [statement for statement in statements if statement not in ("SAVEPOINT", "RELEASE")] == ["INSERT"]
         assert Study.objects.get().number_of_instances == 1  # not yet: counted when the session closes
     study = Study.objects.get()
     assert (study.number_of_instances, study.number_of_series, study.modalities) == (2, 1, "CT")
