@@ -13,25 +13,16 @@ itself with ``transaction.on_commit``).
 from __future__ import annotations
 
 import logging
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from celery import Task
 from django.conf import settings
 from django.db import close_old_connections, transaction
 
+from clinicnet.lib.threads import LazyThreadPool
+
 logger = logging.getLogger(__name__)
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _thread_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="clinicnet-task")
-        return _pool
+_pool = LazyThreadPool(max_workers=2, thread_name_prefix="clinicnet-task")
 
 
 def _run_in_thread(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -49,7 +40,7 @@ def run_now(task: Task, *args: Any, queue: str = "default", **kwargs: Any) -> No
     if mode == "celery":
         task.apply_async(args=args, kwargs=kwargs, queue=queue, priority=9 if queue == "emergency" else 0)
     elif mode == "thread":
-        _thread_pool().submit(_run_in_thread, task, args, kwargs)
+        _pool.submit(_run_in_thread, task, args, kwargs)
     else:
         task.apply(args=args, kwargs=kwargs, throw=True)
 
@@ -68,8 +59,4 @@ def enqueue(task: Task, *args: Any, queue: str = "default", **kwargs: Any) -> No
 
 def wait_for_threads() -> None:
     """Block until queued thread-mode work is done (used by benchmarks and tests)."""
-    global _pool
-    with _pool_lock:
-        pool, _pool = _pool, None
-    if pool is not None:
-        pool.shutdown(wait=True)
+    _pool.drain()

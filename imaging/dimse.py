@@ -73,7 +73,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -111,6 +111,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # g
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
 from clinicnet.audit.services import audit_record
+from clinicnet.lib.threads import LazyThreadPool
 from imaging import dimse_wire as wire
 from imaging.ingest import EntryPoint, IngestResult, IngestSession, Outcome
 from institutions.models import AETitle, Institution
@@ -520,7 +521,7 @@ def _close_now_and_then(assoc: _ClinicNetAssociation) -> None:
     if connections["default"].vendor == "sqlite":
         _finish_closing(rest, state.calling_ae)
     else:
-        state.closing.append(_closing_thread().submit(_finish_closing, rest, state.calling_ae, own_thread=True))
+        state.closing.append(_closing_thread.submit(_finish_closing, rest, state.calling_ae, own_thread=True))
 
 
 def _finish_closing(rest: Callable[[], None], calling_ae: str, *, own_thread: bool = False) -> None:
@@ -533,17 +534,8 @@ def _finish_closing(rest: Callable[[], None], calling_ae: str, *, own_thread: bo
             connections.close_all()
 
 
-_closer: ThreadPoolExecutor | None = None
-_closer_lock = threading.Lock()
-
-
-def _closing_thread() -> ThreadPoolExecutor:
-    """The one thread that finishes the periodic closes of every association, in order."""
-    global _closer
-    with _closer_lock:
-        if _closer is None:
-            _closer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clinicnet-dimse-close")
-        return _closer
+# The one thread that finishes the periodic closes of every association, in order.
+_closing_thread = LazyThreadPool(max_workers=1, thread_name_prefix="clinicnet-dimse-close")
 
 
 def _store(

@@ -695,31 +695,16 @@ def _after_indexing(
 def _recount(uncounted: dict[int, set[int]]) -> None:
     """Set the counters of the studies and series the quick path added to (see ``IngestSession._patients``)."""
     for study_id, series_ids in uncounted.items():
-        Series.objects.filter(pk__in=series_ids).update(
-            number_of_instances=Coalesce(
-                Subquery(
-                    Instance.objects.filter(series=OuterRef("pk"))
-                    .order_by()
-                    .values("series")
-                    .annotate(count=Count("pk"))
-                    .values("count")
-                ),
-                0,
-            )
-        )
+        Series.objects.filter(pk__in=series_ids).update(number_of_instances=_instances_of("series"))
         Study.objects.filter(pk=study_id).update(
-            number_of_instances=Coalesce(
-                Subquery(
-                    Instance.objects.filter(study=OuterRef("pk"))
-                    .order_by()
-                    .values("study")
-                    .annotate(count=Count("pk"))
-                    .values("count")
-                ),
-                0,
-            ),
-            status=Study.Status.PENDING,
+            number_of_instances=_instances_of("study"), status=Study.Status.PENDING
         )
+
+
+def _instances_of(parent: str) -> Coalesce:
+    """The number of instances of the row being updated, whose foreign key on Instance is *parent*."""
+    per_parent = Instance.objects.filter(**{parent: OuterRef("pk")}).order_by().values(parent)
+    return Coalesce(Subquery(per_parent.annotate(count=Count("pk")).values("count")), 0)
 
 
 def _sha256_hex(parts: Sequence[bytes | memoryview]) -> str:

@@ -27,12 +27,14 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
+
+from clinicnet.lib.threads import LazyThreadPool
 
 DICOM_PREFIX = "dicom"
 PREVIEW_PREFIX = "previews"
@@ -167,19 +169,12 @@ def _fsync(path: Path) -> None:
 # threads let the disk work on the files of a batch while the caller parses
 # the next one, and let the file system merge their journal commits.
 _SYNC_THREADS = 4
-_sync_pool: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _sync_pool
-    if _sync_pool is None:
-        _sync_pool = ThreadPoolExecutor(max_workers=_SYNC_THREADS, thread_name_prefix="clinicnet-fsync")
-    return _sync_pool
+_pool = LazyThreadPool(max_workers=_SYNC_THREADS, thread_name_prefix="clinicnet-fsync")
 
 
 def in_background(function: Callable[..., T], *args: Any) -> Future[T]:
     """Run *function* in the storage threads (for work that lets go of the GIL, such as hashing)."""
-    return _pool().submit(function, *args)
+    return _pool.submit(function, *args)
 
 
 class DurableBatch:
@@ -207,7 +202,7 @@ class DurableBatch:
             store_file(key, source)
             return
         tmp = _temporary_copy(self._root, source)
-        self._staged.append((tmp, key, _pool().submit(_fsync, tmp)))
+        self._staged.append((tmp, key, _pool.submit(_fsync, tmp)))
 
     def commit(self) -> None:
         """Put every staged file at its key, durably; raise ``OSError`` if that failed for any.
@@ -237,7 +232,7 @@ class DurableBatch:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(tmp, target)
                 folders.add(target.parent)
-            for future in [_pool().submit(_fsync, folder) for folder in folders]:
+            for future in [_pool.submit(_fsync, folder) for folder in folders]:
                 future.result()
         finally:
             for tmp, _key, _synced in staged:
