@@ -521,6 +521,7 @@ def _close_now_and_then(assoc: _ClinicNetAssociation) -> None:
     if connections["default"].vendor == "sqlite":
         _finish_closing(rest, state.calling_ae)
     else:
+        state.closing = [closing for closing in state.closing if not closing.done()]  # those left to wait for
         state.closing.append(_closing_thread.submit(_finish_closing, rest, state.calling_ae, own_thread=True))
 
 
