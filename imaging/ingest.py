@@ -278,8 +278,8 @@ class IngestSession:
             series_instance_uid=header.series_instance_uid,
             size=size,
         )
-        if sha256 is None:
-            sha256 = storage.sha256_of(path)
+        if sha256 is None:  # from the bytes in memory when they were read for the parse, not read again
+            sha256 = _sha256_hex([data]) if data is not None else storage.sha256_of(path)
         elif isinstance(sha256, Future):
             sha256 = sha256.result()
         if header.sop_instance_uid in self._staged_uids:

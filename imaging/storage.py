@@ -226,11 +226,7 @@ class DurableBatch:
             folders: set[Path] = set()
             for tmp, key, _synced in staged:
                 target = self._root / key
-                try:
-                    os.replace(tmp, target)
-                except FileNotFoundError:  # the series folder does not exist yet
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(tmp, target)
+                _in_its_folder(os.replace, tmp, target)
                 folders.add(target.parent)
             for future in [_pool.submit(_fsync, folder) for folder in folders]:
                 future.result()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from pathlib import Path
@@ -272,6 +273,17 @@ def test_a_file_in_pieces_is_stored_whole_whether_or_not_they_are_joined(
     assert isinstance(parsed[0], bytes) == (join_up_to > len(data))
     with storage.local_path(Instance.objects.get().storage_key) as path:
         assert path.read_bytes() == data
+
+
+def test_a_file_read_for_its_header_is_hashed_from_memory_not_read_again(clinic: Institution) -> None:
+    path = testdata_path("CT_small.dcm")
+    with (
+        mock.patch("imaging.storage.sha256_of", wraps=storage.sha256_of) as read_to_hash,
+        IngestSession(institution=clinic, entry_point=EntryPoint.IMPORT) as session,
+    ):
+        assert session.add_file(path).outcome == Outcome.STORED
+    assert read_to_hash.call_count == 0
+    assert Instance.objects.get().sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_every_real_test_file_with_pixels_is_indexed_and_previewed(pixel_files: list[Path]) -> None:
