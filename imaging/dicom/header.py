@@ -156,8 +156,22 @@ def _field_date(ds: Dataset, metadata: dict[str, Any], keyword: str) -> date | N
     return _parse_date(_field_text(ds, metadata, keyword, 32))
 
 
+def _uid_text(ds: Dataset, keyword: str) -> str:
+    """``_text(ds, keyword)`` for a UID element, decoded from its raw bytes while it is still raw.
+
+    The same text as pydicom's ``convert_UI`` and ``UID`` give, without
+    building (and validating) a DataElement for each of the UIDs a file is
+    checked for; the element stays raw for ``_dataset_json``'s fast path too.
+    """
+    raw = ds._dict.get(BaseTag(tag_for_keyword(keyword)))
+    if isinstance(raw, RawDataElement) and raw.VR in ("UI", None) and isinstance(raw.value, bytes):
+        if b"\\" not in raw.value:  # one value; several go the pydicom way
+            return raw.value.decode(_DEFAULT_ENCODING).rstrip("\0 ").strip().replace("\x00", "")[:200]
+    return _text(ds, keyword, 200)
+
+
 def _uid(ds: Dataset, keyword: str, label: str) -> str:
-    value = _text(ds, keyword, 200)
+    value = _uid_text(ds, keyword)
     if not value:
         raise InvalidDicom(f"missing {label} ({keyword}); the file is incomplete or not an image object")
     if len(value) > 64 or not UID_PATTERN.match(value):
@@ -475,7 +489,7 @@ def parse_header(source: Path | bytes, *, dicomweb_root: str = "/dicomweb") -> H
     warned_eof = any("End of file reached" in w for w in parse_warnings)
 
     meta = getattr(ds, "file_meta", None) or Dataset()
-    sop_class = _text(ds, "SOPClassUID", 200) or _text(meta, "MediaStorageSOPClassUID", 200)
+    sop_class = _uid_text(ds, "SOPClassUID") or _text(meta, "MediaStorageSOPClassUID", 200)
     if sop_class == MEDIA_STORAGE_DIRECTORY:
         raise DicomDirectory("DICOMDIR: the index of a CD, not an image; the images it lists are imported as files")
     sop_class_uid = _uid(ds, "SOPClassUID", "SOP Class UID")

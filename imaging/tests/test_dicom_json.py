@@ -11,6 +11,7 @@ import pydicom
 import pytest
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.tag import BaseTag
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from imaging.dicom import header
@@ -237,3 +238,42 @@ def test_index_fields_taken_from_the_metadata_are_what_pydicom_gives(path: Path)
 @pytest.mark.parametrize("path", EVERY_FILE, ids=lambda path: path.name)
 def test_a_header_parsed_from_the_bytes_is_the_one_parsed_from_the_file(path: Path) -> None:
     assert _parsed(path.read_bytes()) == _parsed(path)  # or the same reason why not
+
+
+UID_KEYWORDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+
+
+@pytest.mark.parametrize("path", EVERY_FILE, ids=lambda path: path.name)
+def test_uids_read_from_the_raw_bytes_are_what_pydicom_gives(path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            raw_ds, pydicom_ds = read_dataset(path)[0], read_dataset(path)[0]
+        except InvalidDicom:
+            pytest.skip("not a DICOM file")
+        from_raw = {keyword: header._uid_text(raw_ds, keyword) for keyword in UID_KEYWORDS}
+        expected = {keyword: header._text(pydicom_ds, keyword, 200) for keyword in UID_KEYWORDS}
+    assert from_raw == expected
+
+
+def _raw_uid_dataset(value: bytes, vr: str | None) -> Dataset:
+    """A dataset holding SOP Instance UID as a raw element with *value* (implicit VR when *vr* is None)."""
+    tag = BaseTag(0x00080018)
+    return Dataset({tag: RawDataElement(tag, vr, len(value), value, 0, vr is None, True)})
+
+
+@pytest.mark.parametrize(
+    ("value", "vr"),
+    [
+        (b"1.2.840.10008.5.1.4.1.1.2\x00", "UI"),  # padded with NUL, as the standard says
+        (b" 1.2.3 ", None),  # padded with spaces (wrongly, at the front too), implicit VR
+        (b"1.2.3\\4.5.6", "UI"),  # two values: pydicom's way
+        (b"1.2.3", "LO"),  # the wrong VR: pydicom's way
+        (b"", "UI"),  # empty
+    ],
+)
+def test_a_uid_comes_out_of_unusual_raw_bytes_as_pydicom_gives_it(value: bytes, vr: str | None) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = header._text(_raw_uid_dataset(value, vr), "SOPInstanceUID", 200)
+        assert header._uid_text(_raw_uid_dataset(value, vr), "SOPInstanceUID") == expected
