@@ -163,7 +163,7 @@ def _uid_text(ds: Dataset, keyword: str) -> str:
     building (and validating) a DataElement for each of the UIDs a file is
     checked for; the element stays raw for ``_dataset_json``'s fast path too.
     """
-    raw = ds._dict.get(BaseTag(tag_for_keyword(keyword)))
+    raw = ds._dict.get(Tag(keyword))
     if isinstance(raw, RawDataElement) and raw.VR in ("UI", None) and isinstance(raw.value, bytes):
         if b"\\" not in raw.value:  # one value; several go the pydicom way
             return raw.value.decode(_DEFAULT_ENCODING).rstrip("\0 ").strip().replace("\x00", "")[:200]
