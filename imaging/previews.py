@@ -82,22 +82,29 @@ def render_series_thumbnail(series: Series) -> None:
 
 
 def refresh_study_status(study_id: int) -> str:
-    """Set the study's status from its instances; tell every page that shows it."""
-    counts = Instance.objects.filter(study_id=study_id).aggregate(
-        waiting=Count(
-            "id", filter=Q(preview_status__in=[Instance.PreviewStatus.PENDING, Instance.PreviewStatus.RENDERING])
-        ),
-        ready=Count("id", filter=Q(preview_status=Instance.PreviewStatus.READY)),
-        failed=Count("id", filter=Q(preview_status=Instance.PreviewStatus.FAILED)),
-    )
-    if counts["waiting"]:
-        status = Study.Status.PENDING
-    elif counts["ready"] or not counts["failed"]:
-        status = Study.Status.READY
-    else:
-        status = Study.Status.FAILED
+    """Set the study's status from its instances; tell every page that shows it.
+
+    The study's row is locked before its instances are counted. Workers that
+    finish instances of one study at the same moment then count one after the
+    other, and the last count, which sees every instance finished before it,
+    is the status that stays; counted first and saved later, an earlier
+    worker's "pending" could land after the last one's "ready" and stay.
+    """
     with transaction.atomic():
-        study = Study.objects.select_related("institution").get(pk=study_id)
+        study = Study.objects.select_for_update().get(pk=study_id)
+        counts = Instance.objects.filter(study_id=study_id).aggregate(
+            waiting=Count(
+                "id", filter=Q(preview_status__in=[Instance.PreviewStatus.PENDING, Instance.PreviewStatus.RENDERING])
+            ),
+            ready=Count("id", filter=Q(preview_status=Instance.PreviewStatus.READY)),
+            failed=Count("id", filter=Q(preview_status=Instance.PreviewStatus.FAILED)),
+        )
+        if counts["waiting"]:
+            status = Study.Status.PENDING
+        elif counts["ready"] or not counts["failed"]:
+            status = Study.Status.READY
+        else:
+            status = Study.Status.FAILED
         changed = study.status != status
         if changed:
             study.status = status
