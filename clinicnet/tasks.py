@@ -58,5 +58,9 @@ def enqueue(task: Task, *args: Any, queue: str = "default", **kwargs: Any) -> No
 
 
 def wait_for_threads() -> None:
-    """Block until queued thread-mode work is done (used by benchmarks and tests)."""
+    """Block until queued thread-mode work is done; at once when there is none (or another mode).
+
+    A command that ran background work in threads calls it before it exits: at
+    interpreter exit that work would be cut short (no new thread, no event pushed).
+    """
     _pool.drain()

@@ -112,6 +112,7 @@ from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAsso
 
 from clinicnet.audit.services import audit_record
 from clinicnet.lib.threads import LazyThreadPool
+from clinicnet.tasks import wait_for_threads
 from imaging import dimse_wire as wire
 from imaging.ingest import EntryPoint, IngestResult, IngestSession, Outcome
 from institutions.models import AETitle, Institution
@@ -678,3 +679,18 @@ def start_scp(
     )
     thread.start()
     return server
+
+
+def stop_scp(server: ThreadedAssociationServer, wait_seconds: float) -> bool:
+    """Take no new associations, give the open ones *wait_seconds* to finish; False if some did not.
+
+    In the embedded mode (no Celery worker) this process renders the previews
+    of what was stored: they are finished too, not cut off when the process exits.
+    """
+    server.shutdown()
+    deadline = time.monotonic() + wait_seconds
+    while server.active_associations and time.monotonic() < deadline:
+        time.sleep(0.05)
+    finished = not server.active_associations
+    wait_for_threads()  # nothing to wait for unless background work runs in threads here
+    return finished

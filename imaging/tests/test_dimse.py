@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -17,13 +18,13 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filereader import read_preamble
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, AllStoragePresentationContexts, _config
-from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from clinicnet.audit.models import AuditEvent
 from imaging import dimse
 from imaging.dicom.header import InvalidDicom, parse_header
-from imaging.dimse import TRANSFER_SYNTAXES, Status, start_scp
+from imaging.dimse import TRANSFER_SYNTAXES, Status, start_scp, stop_scp
 from imaging.ingest import IngestSession, spool_dir
 from imaging.models import Instance, Study
 from imaging.testing import testdata_path
@@ -245,6 +246,44 @@ def test_an_aborted_association_still_closes_its_session(scp: ThreadedAssociatio
     instance = Instance.objects.get(institution=modality)
     assert instance.preview_status == "ready"  # previews were scheduled when the session closed
     assert AuditEvent.objects.filter(action="study.store", object_id=ds.StudyInstanceUID).exists()
+
+
+def test_stopping_waits_for_open_associations_and_for_previews_rendered_in_this_process(
+    modality: Institution, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The embedded default renders previews in the SCP's own threads: stopping the
+    # service must not cut them off (nor the association still sending).
+    settings.TASK_MODE = "thread"
+    from imaging import previews
+
+    render = previews.render_previews
+
+    def slow_render(instance_ids: list[int]) -> None:
+        time.sleep(0.5)  # longer than the rest of the stop takes, so it is surely waited for
+        render(instance_ids)
+
+    monkeypatch.setattr(previews, "render_previews", slow_render)
+    server = start_scp(bind="127.0.0.1", port=0, ae_title="CLINICNET", poll_interval=0.02)
+    assoc = associate(server, [(CTImageStorage, ExplicitVRLittleEndian)])
+    assert assoc.send_c_store(testdata_path("CT_small.dcm")).Status == Status.SUCCESS
+    releasing = threading.Timer(0.3, assoc.release)  # still open when the stop begins
+    releasing.start()
+    try:
+        assert stop_scp(server, wait_seconds=30)
+    finally:
+        releasing.join()
+    instance = Instance.objects.get(institution=modality)
+    assert instance.preview_status == Instance.PreviewStatus.READY
+
+
+def test_stopping_gives_up_on_an_association_that_outlasts_the_wait(modality: Institution) -> None:
+    server = start_scp(bind="127.0.0.1", port=0, ae_title="CLINICNET", poll_interval=0.02)
+    assoc = associate(server, [(Verification, ExplicitVRLittleEndian)])
+    try:
+        assert not stop_scp(server, wait_seconds=0.2)
+    finally:
+        assoc.release()
+    wait_for_associations_to_end(server)
 
 
 def test_nagle_is_off_on_the_scp_side_of_the_connection(scp: ThreadedAssociationServer, modality: Institution) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -133,3 +135,36 @@ def test_unknown_and_inactive_institutions_are_refused(clinic: Institution) -> N
     clinic.save()
     with pytest.raises(CommandError, match="is inactive"):
         import_dicom(testdata_path("CT_small.dcm"), "--institution", clinic.code)
+
+
+@pytest.mark.django_db(transaction=True)  # previews render in threads with connections of their own
+def test_without_a_celery_worker_the_import_renders_its_previews_before_it_exits(
+    clinic: Institution, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The embedded default: this process's threads render the previews. A command that
+    # returned before them left them to be cut off at interpreter exit.
+    settings.TASK_MODE = "thread"
+    from imaging import previews
+
+    render = previews.render_previews
+
+    def slow_render(instance_ids: list[int]) -> None:
+        time.sleep(0.3)  # longer than the command takes to report, so it is surely waited for
+        render(instance_ids)
+
+    monkeypatch.setattr(previews, "render_previews", slow_render)
+    files = [testdata_path("CT_small.dcm"), testdata_path("MR_small.dcm")]
+    out, _err = import_dicom(*files, "--institution", clinic.code, "--no-progress")
+    assert "Rendering the previews in this process" in out
+    assert "previews done in" in out
+    statuses = set(Instance.objects.filter(institution=clinic).values_list("preview_status", flat=True))
+    assert statuses == {Instance.PreviewStatus.READY}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_that_stored_nothing_new_does_not_wait_for_previews(clinic: Institution, settings: Any) -> None:
+    settings.TASK_MODE = "thread"
+    import_dicom(testdata_path("CT_small.dcm"), "--institution", clinic.code, "--no-progress")
+    out, _err = import_dicom(testdata_path("CT_small.dcm"), "--institution", clinic.code, "--no-progress")
+    assert "duplicate 1" in out
+    assert "Rendering the previews" not in out  # nothing new to render

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from clinicnet.lib.env import envint, envstr
+from clinicnet.tasks import wait_for_threads
 
 
 class Command(BaseCommand):
@@ -58,3 +59,6 @@ class Command(BaseCommand):
             log_level=options["log_level"],
             timeout_keep_alive=30,
         )
+        # In the embedded mode previews render in this process's threads: finish
+        # those under way, instead of having them cut off as the interpreter exits.
+        wait_for_threads()

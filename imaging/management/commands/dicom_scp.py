@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from clinicnet.lib.startup import freeze_start_up_objects
-from imaging.dimse import start_scp
+from imaging.dimse import start_scp, stop_scp
 
 # docker-compose gives the service 30 s (stop_grace_period) before it kills it.
 STOP_WAIT_SECONDS = 25
@@ -42,7 +41,6 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         self.stdout.write("stopping: no new associations; waiting for open ones to finish")
-        server.shutdown()
-        deadline = time.monotonic() + STOP_WAIT_SECONDS
-        while server.active_associations and time.monotonic() < deadline:
-            time.sleep(0.1)
+        open_ones = len(server.active_associations)
+        if not stop_scp(server, STOP_WAIT_SECONDS):
+            self.stderr.write(f"stopped with associations still open after {STOP_WAIT_SECONDS} s (of {open_ones})")

@@ -4,7 +4,8 @@ Everything goes through the one ingest path (``EntryPoint.IMPORT``) after
 :func:`imaging.archive.expand_upload` has opened zips and walked folders.
 Previews are scheduled as the import goes (the session is closed every
 ``CLOSE_EVERY`` files and at the end of each path), so a long import does not
-keep readers waiting for its last file.
+keep readers waiting for its last file. Without a Celery worker (the embedded
+default) this process renders them itself, and waits for them before it exits.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
+from clinicnet.tasks import wait_for_threads
 from imaging.archive import count_entries, expand_upload, ingest_entry
 from imaging.ingest import UPLOAD_BATCH, EntryPoint, IngestResult, IngestSession, Outcome
 from institutions.models import Institution
@@ -108,9 +111,24 @@ class Command(BaseCommand):
             session.close()
             progress.finish()
         self.report(session.results, institution, progress)
+        self.finish_previews(session.results)
         failed = sum(1 for result in session.results if result.outcome in FAILURES)
         if failed and not options["allow_failures"]:
             raise CommandError(f"{failed} of {len(session.results)} files failed (listed above)")
+
+    def finish_previews(self, results: list[IngestResult]) -> None:
+        """In the embedded mode the previews render in this process's threads: wait for them.
+
+        Leaving earlier would end the process with them half done (interrupted
+        at interpreter exit, and the pages never told).
+        """
+        if settings.TASK_MODE != "thread" or not any(result.outcome == Outcome.STORED for result in results):
+            return
+        started = time.monotonic()
+        self.stdout.write("Rendering the previews in this process (no Celery worker is configured) ...")
+        self.stdout.flush()
+        wait_for_threads()
+        self.stdout.write(f"  previews done in {time.monotonic() - started:.1f} s")
 
     def report(self, results: list[IngestResult], institution: Institution, progress: Progress) -> None:
         elapsed = max(time.monotonic() - progress.started, 1e-6)
