@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,3 +39,17 @@ PIXEL_TESTDATA = [path for path in ALL_TESTDATA if _has_pixels(path)]
 @pytest.fixture
 def pixel_files() -> Iterator[list[Path]]:
     yield PIXEL_TESTDATA
+
+
+@pytest.fixture
+def slow_previews(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Preview rendering that takes half a second longer: work a caller must surely have waited for."""
+    from imaging import previews
+
+    render = previews.render_previews
+
+    def slow_render(instance_ids: list[int]) -> None:
+        time.sleep(0.5)
+        render(instance_ids)
+
+    monkeypatch.setattr(previews, "render_previews", slow_render)

@@ -249,20 +249,11 @@ def test_an_aborted_association_still_closes_its_session(scp: ThreadedAssociatio
 
 
 def test_stopping_waits_for_open_associations_and_for_previews_rendered_in_this_process(
-    modality: Institution, settings: Any, monkeypatch: pytest.MonkeyPatch
+    modality: Institution, settings: Any, slow_previews: None
 ) -> None:
     # The embedded default renders previews in the SCP's own threads: stopping the
     # service must not cut them off (nor the association still sending).
     settings.TASK_MODE = "thread"
-    from imaging import previews
-
-    render = previews.render_previews
-
-    def slow_render(instance_ids: list[int]) -> None:
-        time.sleep(0.5)  # longer than the rest of the stop takes, so it is surely waited for
-        render(instance_ids)
-
-    monkeypatch.setattr(previews, "render_previews", slow_render)
     server = start_scp(bind="127.0.0.1", port=0, ae_title="CLINICNET", poll_interval=0.02)
     assoc = associate(server, [(CTImageStorage, ExplicitVRLittleEndian)])
     assert assoc.send_c_store(testdata_path("CT_small.dcm")).Status == Status.SUCCESS

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -139,20 +138,11 @@ def test_unknown_and_inactive_institutions_are_refused(clinic: Institution) -> N
 
 @pytest.mark.django_db(transaction=True)  # previews render in threads with connections of their own
 def test_without_a_celery_worker_the_import_renders_its_previews_before_it_exits(
-    clinic: Institution, settings: Any, monkeypatch: pytest.MonkeyPatch
+    clinic: Institution, settings: Any, slow_previews: None
 ) -> None:
     # The embedded default: this process's threads render the previews. A command that
     # returned before them left them to be cut off at interpreter exit.
     settings.TASK_MODE = "thread"
-    from imaging import previews
-
-    render = previews.render_previews
-
-    def slow_render(instance_ids: list[int]) -> None:
-        time.sleep(0.3)  # longer than the command takes to report, so it is surely waited for
-        render(instance_ids)
-
-    monkeypatch.setattr(previews, "render_previews", slow_render)
     # One study: one task, so that no two threads write at once to the tests' in-memory
     # SQLite database (its shared cache locks tables instead of waiting for them).
     out, _err = import_dicom(testdata_path("CT_small.dcm"), "--institution", clinic.code, "--no-progress")
