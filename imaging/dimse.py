@@ -681,8 +681,8 @@ def start_scp(
     return server
 
 
-def stop_scp(server: ThreadedAssociationServer, wait_seconds: float) -> bool:
-    """Take no new associations, give the open ones *wait_seconds* to finish; False if some did not.
+def stop_scp(server: ThreadedAssociationServer, wait_seconds: float) -> int:
+    """Take no new associations and give the open ones *wait_seconds* to finish; how many did not.
 
     In the embedded mode (no Celery worker) this process renders the previews
     of what was stored: they are finished too, not cut off when the process exits.
@@ -691,6 +691,6 @@ def stop_scp(server: ThreadedAssociationServer, wait_seconds: float) -> bool:
     deadline = time.monotonic() + wait_seconds
     while server.active_associations and time.monotonic() < deadline:
         time.sleep(0.05)
-    finished = not server.active_associations
+    still_open = len(server.active_associations)
     wait_for_threads()  # nothing to wait for unless background work runs in threads here
-    return finished
+    return still_open

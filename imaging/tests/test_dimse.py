@@ -260,7 +260,7 @@ def test_stopping_waits_for_open_associations_and_for_previews_rendered_in_this_
     releasing = threading.Timer(0.3, assoc.release)  # still open when the stop begins
     releasing.start()
     try:
-        assert stop_scp(server, wait_seconds=30)
+        assert stop_scp(server, wait_seconds=30) == 0
     finally:
         releasing.join()
     instance = Instance.objects.get(institution=modality)
@@ -271,7 +271,7 @@ def test_stopping_gives_up_on_an_association_that_outlasts_the_wait(modality: In
     server = start_scp(bind="127.0.0.1", port=0, ae_title="CLINICNET", poll_interval=0.02)
     assoc = associate(server, [(Verification, ExplicitVRLittleEndian)])
     try:
-        assert not stop_scp(server, wait_seconds=0.2)
+        assert stop_scp(server, wait_seconds=0.2) == 1
     finally:
         assoc.release()
     wait_for_associations_to_end(server)
