@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
 from clinicnet.health import healthz
+from clinicnet.views import favicon
 from institutions.forms import LoginForm
 
 admin.site.site_header = _("ClinicNet administration")
@@ -14,6 +15,7 @@ admin.site.index_title = _("Platform administration")
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path(
         "accounts/login/",

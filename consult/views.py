@@ -15,7 +15,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -314,10 +314,13 @@ def key_image(request: HttpRequest, consultation_uuid: str, key_image_id: int) -
         raise Http404("No such image")
     key = storage.preview_key(image.instance.storage_key, image.frame)
     try:
-        handle = storage.open_file(key)
+        # A preview is some tens of kilobytes: read whole. (Served through Django's ASGI
+        # handler, a FileResponse would be collected into a list anyway, with a warning.)
+        with storage.open_file(key) as handle:
+            content = handle.read()
     except (FileNotFoundError, OSError):
         raise Http404("The preview is not ready yet") from None
-    return _no_store(FileResponse(handle, content_type="image/jpeg"))
+    return _no_store(HttpResponse(content, content_type="image/jpeg"))
 
 
 # --- Reports ----------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def test_a_key_image_shows_the_frames_preview_from_storage(consultation: Consult
     assert image.status_code == 200
     assert image["Content-Type"] == "image/jpeg"
     assert image["Cache-Control"] == "no-store, private"
-    body = b"".join(image.streaming_content)
+    body = image.content
     with storage.open_file(storage.preview_key(instance.storage_key, 0)) as stored:
         assert body == stored.read()
     assert body.startswith(b"\xff\xd8")
