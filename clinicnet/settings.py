@@ -67,6 +67,8 @@ MIDDLEWARE = [
     # /dicomweb/ requests leave here for DICOMWEB_MIDDLEWARE below (imaging/dicomweb/middleware.py).
     "imaging.dicomweb.middleware.DicomwebMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before WhiteNoise: its static files stream under ASGI instead of being read whole first.
+    "clinicnet.streaming.AsyncStreamingMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Renews the idle timeout with a session write at most once a minute (not on every frame).

@@ -24,7 +24,6 @@ from datetime import datetime
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.core.handlers.asgi import ASGIRequest
@@ -35,6 +34,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
 from clinicnet.audit.services import audit_record
+from clinicnet.streaming import async_chunks
 from imaging.access import StudyKey
 from imaging.dicomweb import json_model
 from imaging.dicomweb.negotiation import NotAcceptable
@@ -265,26 +265,8 @@ def streaming_response(request: HttpRequest, chunks: Iterator[bytes], content_ty
     asynchronous one under WSGI), so each server gets the kind it streams.
     """
     if isinstance(request, ASGIRequest):
-        return StreamingHttpResponse(_async_chunks(chunks), content_type=content_type)
+        return StreamingHttpResponse(async_chunks(chunks), content_type=content_type)
     return StreamingHttpResponse(chunks, content_type=content_type)
-
-
-async def _async_chunks(chunks: Iterator[bytes]) -> Any:
-    done = object()
-
-    def next_chunk() -> object:
-        return next(chunks, done)
-
-    try:
-        while True:
-            chunk = await sync_to_async(next_chunk, thread_sensitive=False)()
-            if chunk is done:
-                return
-            yield chunk
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
 
 
 # --- audit -------------------------------------------------------------------------------------
