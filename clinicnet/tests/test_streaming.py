@@ -7,12 +7,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import pytest
 from django.core.handlers.asgi import ASGIHandler
 from django.http import FileResponse, HttpRequest, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.test import AsyncRequestFactory, RequestFactory
 
 from clinicnet.streaming import AsyncStreamingMiddleware, async_chunks
+
+# Closing a response sends request_finished, which closes the database connections.
+pytestmark = pytest.mark.django_db
 
 
 def _send_over_asgi(response: HttpResponseBase) -> bytes:
