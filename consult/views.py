@@ -314,8 +314,7 @@ def key_image(request: HttpRequest, consultation_uuid: str, key_image_id: int) -
         raise Http404("No such image")
     key = storage.preview_key(image.instance.storage_key, image.frame)
     try:
-        # A preview is some tens of kilobytes: read whole. (Served through Django's ASGI
-        # handler, a FileResponse would be collected into a list anyway, with a warning.)
+        # A preview is some tens of kilobytes: read whole and sent in one piece.
         with storage.open_file(key) as handle:
             content = handle.read()
     except (FileNotFoundError, OSError):
