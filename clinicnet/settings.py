@@ -92,6 +92,8 @@ MIDDLEWARE = [
 # in) and CsrfViewMiddleware (imaging/dicomweb/common.py checks CSRF on session-authenticated
 # writes itself). Keep the order of MIDDLEWARE; a new middleware that DICOMweb needs goes here too.
 DICOMWEB_MIDDLEWARE = [
+    # Whole studies stream under ASGI instead of being collected first (clinicnet/streaming.py).
+    "clinicnet.streaming.AsyncStreamingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "clinicnet.sessions.SessionRenewalMiddleware",

@@ -4,8 +4,9 @@ Django's ASGI handler collects a streaming response whose content is a
 synchronous iterator — a ``FileResponse``, WhiteNoise's static files — into a
 list before it sends a byte, with a warning. :func:`async_chunks` turns such an
 iterator into an asynchronous one that reads each chunk in a worker thread;
-:class:`AsyncStreamingMiddleware` gives it to every such response of an ASGI
-request (DICOMweb builds its streams with it directly).
+:class:`AsyncStreamingMiddleware`, in ``MIDDLEWARE`` and in
+``DICOMWEB_MIDDLEWARE``, gives it to every such response of an ASGI request:
+static files, key images, DICOMweb's studies and frames.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ async def async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
 class AsyncStreamingMiddleware:
     """Give a streaming response to an ASGI request an asynchronous iterator (see the module docstring).
 
-    Placed before WhiteNoise's middleware, so that it sees the static files it serves.
+    In ``MIDDLEWARE`` before WhiteNoise's, so that it sees the static files it serves.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:

@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.middleware.csrf import CsrfViewMiddleware
@@ -34,7 +33,6 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
 from clinicnet.audit.services import audit_record
-from clinicnet.streaming import async_chunks
 from imaging.access import StudyKey
 from imaging.dicomweb import json_model
 from imaging.dicomweb.negotiation import NotAcceptable
@@ -258,14 +256,13 @@ def set_validators(response: HttpResponseBase, etag: str, last_modified: datetim
 # --- streaming -------------------------------------------------------------------------------
 
 
-def streaming_response(request: HttpRequest, chunks: Iterator[bytes], content_type: str) -> StreamingHttpResponse:
+def streaming_response(chunks: Iterator[bytes], content_type: str) -> StreamingHttpResponse:
     """Stream *chunks* without collecting them: a study never sits whole in memory.
 
-    Django collects a synchronous iterator into a list under ASGI (and an
-    asynchronous one under WSGI), so each server gets the kind it streams.
+    Under ASGI, ``clinicnet.streaming.AsyncStreamingMiddleware`` (first in
+    ``DICOMWEB_MIDDLEWARE``) makes it asynchronous, which Django's ASGI handler
+    streams instead of collecting it into a list.
     """
-    if isinstance(request, ASGIRequest):
-        return StreamingHttpResponse(async_chunks(chunks), content_type=content_type)
     return StreamingHttpResponse(chunks, content_type=content_type)
 
 

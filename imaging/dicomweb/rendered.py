@@ -214,7 +214,7 @@ def _multipart_rendered(
             yield multipart.part_end()
         yield multipart.closing(boundary)
 
-    response = streaming_response(request, parts(), multipart.content_type(options.media_type, boundary))
+    response = streaming_response(parts(), multipart.content_type(options.media_type, boundary))
     set_validators(response, etag, last_modified)
     return response
 

@@ -202,12 +202,11 @@ def _retrieve(request: HttpRequest, study: StudyKey, instances: list[Instance], 
         if choice.transcode:
             response = HttpResponse(_explicit_little_endian(instance.storage_key), content_type=DICOM)
         else:
-            response = streaming_response(request, _file_chunks(instance.storage_key), DICOM)
+            response = streaming_response(_file_chunks(instance.storage_key), DICOM)
             response["Content-Length"] = str(instance.size)
     else:
         boundary = multipart.new_boundary()
         response = streaming_response(
-            request,
             _dicom_parts(instances, boundary, choice.transcode),
             multipart.content_type(DICOM, boundary),
         )
@@ -405,7 +404,7 @@ def frames_response(
                 yield multipart.part_end()
             yield multipart.closing(boundary)
 
-        response = streaming_response(request, parts(), multipart.content_type(choice.media_type, boundary))
+        response = streaming_response(parts(), multipart.content_type(choice.media_type, boundary))
     set_validators(response, etag, instance.created_at)
     return response
 
