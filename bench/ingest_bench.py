@@ -751,6 +751,12 @@ def timed_with_cpu(row: Row, pids: list[int], run: Callable[..., float], *args: 
     row.cpu.append(cpu_seconds(*pids) - before)
 
 
+def round_ratios(ours: Row, theirs: Row) -> str:
+    """Our throughput over Orthanc's in each round, and their median, e.g. "0.85, 0.91, 0.77 (median 0.85)"."""
+    ratios = [theirs_s / ours_s for ours_s, theirs_s in zip(ours.seconds, theirs.seconds, strict=True)]
+    return ", ".join(f"{ratio:.2f}" for ratio in ratios) + f" (median {statistics.median(ratios):.2f})"
+
+
 def machine() -> str:
     model = platform.machine()
     with contextlib.suppress(OSError):
@@ -797,6 +803,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Study: {len(files)} slices, 512×512 int16 CT, Explicit VR Little Endian, {size:.1f} MB")
     print(f"At the start: {load()}\n")
     rows: list[Row] = []
+    pairs: list[tuple[str, Row, Row]] = []  # ours and Orthanc's, measured round by round side by side
     notes: list[str] = []
 
     if "disk" in wanted:
@@ -833,6 +840,7 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(ours)
             if theirs.seconds:
                 rows.append(theirs)
+                pairs.append((label, ours, theirs))
         drop_queued_tasks(env)
 
     if "stow" in wanted:
@@ -864,6 +872,7 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(ours)
             if theirs.seconds:
                 rows.append(theirs)
+                pairs.append((label, ours, theirs))
         drop_queued_tasks(env)
         notes.append(
             "ClinicNet STOW-RS runs in two web processes (client i → process i mod 2); "
@@ -924,6 +933,13 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(row.line())
+    if pairs:
+        print(
+            "\nClinicNet's instances/s over Orthanc's, round by round (each round runs the two one after "
+            "the other, so a slower or faster spell of the machine touches both):\n"
+        )
+        for label, ours, theirs in pairs:
+            print(f"- {label}: {round_ratios(ours, theirs)}")
     if preview_lines:
         print("\nPreviews (512 px JPEG per slice + series thumbnail), 2 Celery worker processes, Redis broker:\n")
         print("| run | upload s | upload end → study ready, s | ms per slice per worker |")
