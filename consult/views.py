@@ -317,7 +317,7 @@ def key_image(request: HttpRequest, consultation_uuid: str, key_image_id: int) -
         # A preview is some tens of kilobytes: read whole and sent in one piece.
         with storage.open_file(key) as handle:
             content = handle.read()
-    except (FileNotFoundError, OSError):
+    except OSError:  # not rendered yet, or gone
         raise Http404("The preview is not ready yet") from None
     return _no_store(HttpResponse(content, content_type="image/jpeg"))
 

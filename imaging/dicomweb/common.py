@@ -19,7 +19,7 @@ import functools
 import gzip
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any, TypeVar
@@ -251,19 +251,6 @@ def set_validators(response: HttpResponseBase, etag: str, last_modified: datetim
         response["Last-Modified"] = formatdate(last_modified.timestamp(), usegmt=True)
     # Patient data: a private cache may keep it but must ask again (the access check runs every time).
     response["Cache-Control"] = "private, no-cache"
-
-
-# --- streaming -------------------------------------------------------------------------------
-
-
-def streaming_response(chunks: Iterator[bytes], content_type: str) -> StreamingHttpResponse:
-    """Stream *chunks* without collecting them: a study never sits whole in memory.
-
-    Under ASGI, ``clinicnet.streaming.AsyncStreamingMiddleware`` (first in
-    ``DICOMWEB_MIDDLEWARE``) makes it asynchronous, which Django's ASGI handler
-    streams instead of collecting it into a list.
-    """
-    return StreamingHttpResponse(chunks, content_type=content_type)
 
 
 # --- audit -------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.utils.translation import gettext as _
 
@@ -35,7 +35,6 @@ from imaging.dicomweb.common import (
     etag_of,
     not_modified,
     set_validators,
-    streaming_response,
 )
 from imaging.dicomweb.instances import StoredInstance
 from imaging.dicomweb.negotiation import choose, request_accept
@@ -214,7 +213,7 @@ def _multipart_rendered(
             yield multipart.part_end()
         yield multipart.closing(boundary)
 
-    response = streaming_response(parts(), multipart.content_type(options.media_type, boundary))
+    response = StreamingHttpResponse(parts(), content_type=multipart.content_type(options.media_type, boundary))
     set_validators(response, etag, last_modified)
     return response
 

@@ -22,7 +22,7 @@ from datetime import datetime
 import pydicom
 from django.db.models import TextField
 from django.db.models.functions import Cast
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.utils.translation import gettext as _
 from pydicom.tag import Tag
@@ -42,7 +42,6 @@ from imaging.dicomweb.common import (
     json_response,
     not_modified,
     set_validators,
-    streaming_response,
 )
 from imaging.dicomweb.instances import FIELDS as STORED_FIELDS
 from imaging.dicomweb.instances import StoredInstance, stored_instance
@@ -202,13 +201,13 @@ def _retrieve(request: HttpRequest, study: StudyKey, instances: list[Instance], 
         if choice.transcode:
             response = HttpResponse(_explicit_little_endian(instance.storage_key), content_type=DICOM)
         else:
-            response = streaming_response(_file_chunks(instance.storage_key), DICOM)
+            response = StreamingHttpResponse(_file_chunks(instance.storage_key), content_type=DICOM)
             response["Content-Length"] = str(instance.size)
     else:
         boundary = multipart.new_boundary()
-        response = streaming_response(
+        response = StreamingHttpResponse(
             _dicom_parts(instances, boundary, choice.transcode),
-            multipart.content_type(DICOM, boundary),
+            content_type=multipart.content_type(DICOM, boundary),
         )
     set_validators(response, etag, last_modified)
     return response
@@ -404,7 +403,7 @@ def frames_response(
                 yield multipart.part_end()
             yield multipart.closing(boundary)
 
-        response = streaming_response(parts(), multipart.content_type(choice.media_type, boundary))
+        response = StreamingHttpResponse(parts(), content_type=multipart.content_type(choice.media_type, boundary))
     set_validators(response, etag, instance.created_at)
     return response
 
