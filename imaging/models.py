@@ -172,6 +172,29 @@ class Instance(models.Model):
         return self.sop_instance_uid
 
 
+class IngestJournal(models.Model):
+    """A series into which an association acknowledges instances before they are indexed.
+
+    A C-STORE is answered once its instance's bytes are durable at their key;
+    its index row follows a moment later, in a batch (``imaging.ingest``,
+    "Acknowledged first, indexed next"). This row is written before the first
+    such answer for the series and removed when the association's session
+    closes with every instance indexed. One left behind (a crash in between)
+    goes stale, and ``imaging.ingest.recover_acknowledged`` indexes the files
+    of its series that have no row yet.
+    """
+
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="+")
+    # Refreshed while the session acknowledges; untouched for long, the session is gone.
+    touched_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["touched_at"])]
+
+    def __str__(self) -> str:
+        return f"series {self.series_id} (touched {self.touched_at:%Y-%m-%d %H:%M:%S})"
+
+
 class StudyGrantQuerySet(models.QuerySet["StudyGrant"]):
     def active(self) -> StudyGrantQuerySet:
         now = timezone.now()

@@ -53,10 +53,12 @@ def _safe(uid: str) -> str:
 
 
 def dicom_key(institution_code: str, study_uid: str, series_uid: str, sop_uid: str, sha256: str) -> str:
-    return (
-        f"{DICOM_PREFIX}/{_safe(institution_code)}/{_safe(study_uid)}/{_safe(series_uid)}/"
-        f"{_safe(sop_uid)}.{sha256[:16]}.dcm"
-    )
+    return f"{series_prefix(institution_code, study_uid, series_uid)}/{_safe(sop_uid)}.{sha256[:16]}.dcm"
+
+
+def series_prefix(institution_code: str, study_uid: str, series_uid: str) -> str:
+    """The folder of a series' DICOM files (every :func:`dicom_key` of the series starts with it and a slash)."""
+    return f"{DICOM_PREFIX}/{_safe(institution_code)}/{_safe(study_uid)}/{_safe(series_uid)}"
 
 
 def preview_key(instance_key: str, frame_index: int) -> str:
@@ -101,6 +103,8 @@ def store_file(key: str, source: Path, *, durable: bool = True) -> None:
     target = root / key
     if durable and _is_spooled(source) and _link_durably(source, target):
         return
+    if _is_stored_at(source, target):  # a file recovered where it lies, at its key already
+        return
     tmp = _temporary_copy(root, source)
     try:
         if durable:
@@ -110,6 +114,13 @@ def store_file(key: str, source: Path, *, durable: bool = True) -> None:
             _fsync(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _is_stored_at(source: Path, target: Path) -> bool:
+    try:
+        return os.path.samefile(source, target)
+    except OSError:  # no file at the key yet: the usual case
+        return False
 
 
 def _in_its_folder(put: Callable[[Path, Path], None], source: Path, target: Path) -> None:
