@@ -243,8 +243,6 @@ class IngestSession:
     # Series id → (its IngestJournal row, time.monotonic() of the last touch).
     _journal: dict[int, tuple[int, float]] = field(default_factory=dict)
     _indexer: _AcknowledgedIndexer | None = None
-    # (study, series id, instance id) of acknowledged instances indexed since the last hand-over.
-    _indexed_early: list[tuple[Study, int, int]] = field(default_factory=list)
     # The next spool file, made in the background while this one is used (see _SpoolFiles).
     _spool: _SpoolFiles | None = None
 
@@ -489,21 +487,26 @@ class IngestSession:
         row = IngestJournal.objects.create(series_id=series_id, touched_at=timezone.now())
         self._journal[series_id] = (row.pk, now)
 
-    def _index_acknowledged(self, items: list[_Acknowledged]) -> None:
-        """Index acknowledged instances with one INSERT (the indexing thread; raises if the database fails)."""
+    def _index_acknowledged(self, items: list[_Acknowledged]) -> list[tuple[Study, int, int]]:
+        """Index acknowledged instances with one INSERT (the indexing thread; raises if the database fails).
+
+        Returns (study, series id, instance id) of each instance it indexed.
+        """
         instances = [
             self._instance(item.header, item.study, item.series_id, item.key, item.size, item.sha256, save=False)
             for item in items
         ]
         with transaction.atomic():
             inserted = _insert_all_unless_indexed(instances)
+        indexed = []
         for item in items:
             instance_id = inserted.get(item.header.sop_instance_uid)
             if instance_id is None:
                 self._acknowledged_but_indexed_before(item)
                 continue
             item.result.instance_id = instance_id
-            self._indexed_early.append((item.study, item.series_id, instance_id))
+            indexed.append((item.study, item.series_id, instance_id))
+        return indexed
 
     def _acknowledged_but_indexed_before(self, item: _Acknowledged) -> None:
         """Another sender indexed the instance between our look and our INSERT: the same bytes, or a conflict."""
@@ -523,17 +526,6 @@ class IngestSession:
             "an instance with this SOP Instance UID was stored with different contents at the same moment; "
             "the stored one was kept"
         )
-
-    def _wait_for_acknowledged(self) -> None:
-        """Wait until everything acknowledged is indexed (a failed batch is tried once more here)."""
-        if self._indexer is None:
-            return
-        self._indexer.drain()
-        indexed, self._indexed_early = self._indexed_early, []
-        for study, series_id, instance_id in indexed:
-            self._stored_by_study[study.pk].append(instance_id)
-            self._uncounted[study.pk].add(series_id)
-            self._touched_studies[study.pk] = study
 
     def _finish_acknowledging(self) -> None:
         """End the indexing thread; drop the journal rows unless acknowledged instances were left unindexed."""
@@ -826,6 +818,8 @@ class IngestSession:
     def close(self) -> None:
         """Index what is staged or acknowledged, then schedule previews, notify pages and audit, once per study."""
         try:
+            if self._indexer is not None:
+                self._indexer.drain()  # a batch that failed is tried once more
             self.hand_over()()
         finally:
             self._finish_acknowledging()
@@ -837,10 +831,11 @@ class IngestSession:
 
         The function returned needs nothing more of the session: another thread
         (with its own database connection) may run it while this one goes on
-        adding files, as the DICOM SCP does.
+        adding files, as the DICOM SCP does. It first waits for the instances
+        acknowledged so far to be indexed, so this thread need not.
         """
         self.flush()
-        self._wait_for_acknowledged()
+        acknowledged = self._indexer.indexed_by_then() if self._indexer is not None else None
         uncounted, self._uncounted = self._uncounted, defaultdict(set)
         stored, self._stored_by_study = self._stored_by_study, defaultdict(list)
         studies, self._touched_studies = self._touched_studies, {}
@@ -852,7 +847,7 @@ class IngestSession:
             "address": self.address,
             "institution": self.institution,
         }
-        return partial(_after_indexing, self.entry_point, audit, uncounted, stored, studies, results)
+        return partial(_after_indexing, self.entry_point, audit, uncounted, stored, studies, results, acknowledged)
 
 
 def _after_indexing(
@@ -862,11 +857,20 @@ def _after_indexing(
     stored: dict[int, list[int]],
     studies: dict[int, Study],
     results: list[IngestResult],
+    acknowledged: Callable[[], list[tuple[Study, int, int]]] | None = None,
 ) -> None:
-    """Set counters, schedule previews, tell the pages and audit, for files a session indexed (see ``hand_over``)."""
+    """Set counters, schedule previews, tell the pages and audit, for files a session indexed (see ``hand_over``).
+
+    *acknowledged* waits for the acknowledged instances of the hand-over to be
+    indexed and gives (study, series id, instance id) of those it indexed.
+    """
     from clinicnet.events import push_to_institutions
     from imaging.tasks import schedule_previews
 
+    for study, series_id, instance_id in acknowledged() if acknowledged is not None else []:
+        stored.setdefault(study.pk, []).append(instance_id)
+        uncounted.setdefault(study.pk, set()).add(series_id)
+        studies[study.pk] = study
     _recount(uncounted)
     institution: Institution = audit["institution"]
     for study_id, instance_ids in stored.items():
@@ -921,24 +925,28 @@ class _AcknowledgedIndexer:
     """Indexes a session's acknowledged instances in batches, in a thread of its own or (SQLite) in the caller's.
 
     :meth:`put` queues an instance; :meth:`kick`, called once its answer has
-    gone out, starts the thread's batch when the queue holds a whole batch, or
-    its wait for one (up to :data:`ACKNOWLEDGED_LINGER_SECONDS`) when it holds
-    the first; without a thread it indexes the queue at once. A batch that
-    fails is kept in :attr:`unindexed`, tried once more by :meth:`drain`, and
-    meanwhile :attr:`failing` sends new files the one-by-one way. The thread
-    closes its database connection when it ends (:meth:`stop`).
+    gone out, wakes the thread for the first of a batch (which then waits up
+    to :data:`ACKNOWLEDGED_LINGER_SECONDS` for more) and for a whole batch;
+    without a thread it indexes the queue at once. A batch that fails is kept
+    in :attr:`unindexed` and tried once more by :meth:`drain`; meanwhile
+    :attr:`failing` sends new files the one-by-one way. The thread closes its
+    database connection when it ends (:meth:`stop`).
     """
 
-    def __init__(self, index: Callable[[list[_Acknowledged]], None], *, background: bool) -> None:
+    def __init__(
+        self, index: Callable[[list[_Acknowledged]], list[tuple[Study, int, int]]], *, background: bool
+    ) -> None:
         self._index = index
         self._background = background
         self._ready = threading.Condition()
         self._queue: list[_Acknowledged] = []
         self._first_queued = 0.0
-        self._busy = False
-        self._hurry = False  # drain() or stop() is waiting: no lingering
+        self._queued = 0  # instances put so far
+        self._done = 0  # of them, indexed or kept in unindexed
+        self._waiting = 0  # callers waiting for _done: the thread does not linger then
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._indexed: list[tuple[Study, int, int]] = []
         self.unindexed: list[_Acknowledged] = []
         self.failing = False
 
@@ -947,6 +955,7 @@ class _AcknowledgedIndexer:
             if not self._queue:
                 self._first_queued = time.monotonic()
             self._queue.append(item)
+            self._queued += 1
 
     def kick(self) -> None:
         if not self._background:
@@ -960,22 +969,30 @@ class _AcknowledgedIndexer:
                 self._thread.start()
             # Woken for the first of a batch (to time its wait) and for a full one, not for each.
             if len(self._queue) == 1 or len(self._queue) >= ACKNOWLEDGED_BATCH:
-                self._ready.notify()
+                self._ready.notify_all()
+
+    def indexed_by_then(self) -> Callable[[], list[tuple[Study, int, int]]]:
+        """A function that waits until what was put so far is indexed, and gives what was indexed since the last one."""
+        with self._ready:
+            mark = self._queued
+
+        def indexed() -> list[tuple[Study, int, int]]:
+            self._wait_for(mark)
+            with self._ready:
+                done, self._indexed = self._indexed, []
+            return done
+
+        return indexed
 
     def drain(self) -> None:
-        """Return once everything queued is indexed, or kept in :attr:`unindexed` (tried once more here)."""
-        if not self._background:
-            self.kick()
+        """Return once everything put is indexed, or kept in :attr:`unindexed` after one more try."""
         with self._ready:
-            self._hurry = True
-            self._ready.notify_all()
-            while self._queue or self._busy:
-                self._ready.wait()
-            self._hurry = False
+            mark = self._queued
+        self._wait_for(mark)
         if self.unindexed:
             retry, self.unindexed = self.unindexed, []
             self.failing = False
-            self._run(retry)
+            self._run(retry, again=True)
 
     def stop(self) -> None:
         self.drain()
@@ -986,6 +1003,19 @@ class _AcknowledgedIndexer:
         if thread is not None:
             thread.join()
 
+    def _wait_for(self, mark: int) -> None:
+        if not self._background:
+            self.kick()
+            return
+        with self._ready:
+            self._waiting += 1
+            self._ready.notify_all()
+            try:
+                while self._done < mark:
+                    self._ready.wait()
+            finally:
+                self._waiting -= 1
+
     def _work(self) -> None:
         try:
             while True:
@@ -995,7 +1025,7 @@ class _AcknowledgedIndexer:
                     if not self._queue:
                         return
                     # The sender goes on meanwhile; a fuller batch costs the database less per instance.
-                    while len(self._queue) < ACKNOWLEDGED_BATCH and not self._hurry and not self._stopping:
+                    while len(self._queue) < ACKNOWLEDGED_BATCH and not self._waiting and not self._stopping:
                         left = self._first_queued + ACKNOWLEDGED_LINGER_SECONDS - time.monotonic()
                         if left <= 0:
                             break
@@ -1004,25 +1034,27 @@ class _AcknowledgedIndexer:
                     del self._queue[:ACKNOWLEDGED_BATCH]
                     if self._queue:
                         self._first_queued = time.monotonic()
-                    self._busy = True
-                try:
-                    self._run(batch)
-                finally:
-                    with self._ready:
-                        self._busy = False
-                        self._ready.notify_all()
+                self._run(batch)
         finally:
             connections.close_all()
 
-    def _run(self, batch: list[_Acknowledged]) -> None:
+    def _run(self, batch: list[_Acknowledged], *, again: bool = False) -> None:
+        """Index *batch*; *again* for one that failed before (counted as done then already)."""
         if not batch:
             return
+        indexed: list[tuple[Study, int, int]] = []
         try:
-            self._index(batch)
+            indexed = self._index(batch)
         except Exception:
             logger.exception("indexing %d acknowledged instances failed; they are tried again later", len(batch))
             self.unindexed.extend(batch)
             self.failing = True
+        finally:
+            with self._ready:
+                self._indexed.extend(indexed)
+                if not again:
+                    self._done += len(batch)
+                self._ready.notify_all()
 
 
 def recover_acknowledged(*, stale_after: timedelta = JOURNAL_STALE_AFTER) -> list[IngestResult]:

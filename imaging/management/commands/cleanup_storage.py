@@ -12,6 +12,11 @@ and, on local disk, temporary upload copies left in the spool folder.
 
 Only things older than ``--older-than`` minutes (default 60) are touched, so a
 file being ingested right now (stored, not yet indexed) is never taken.
+
+First, though, files a DICOM association acknowledged and did not live to
+index (a stale ``IngestJournal`` row, see ``imaging.ingest``) are indexed
+(``recover_acknowledged``), and the folders of series with a journal row are
+never searched for orphans: what is in them was answered for.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ from typing import Any
 
 from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandParser
+from django.utils import timezone
 
 from clinicnet.audit.services import audit_record
 from imaging import storage
-from imaging.ingest import spool_dir
-from imaging.models import Instance, Series
+from imaging.ingest import JOURNAL_STALE_AFTER, recover_acknowledged, spool_dir
+from imaging.models import IngestJournal, Instance, Series
 
 BATCH = 1000
 _FRAME = re.compile(r"^(?P<stem>.+)/frame-\d+\.jpg$")
@@ -88,6 +94,19 @@ def _series_with_thumbnails(keys: list[str]) -> set[str]:
     return set(Series.objects.filter(thumbnail_key__in=keys).values_list("thumbnail_key", flat=True))
 
 
+def _journaled_series_folders() -> set[str]:
+    """The folders of series into which an association acknowledged instances before indexing them."""
+    entries = IngestJournal.objects.select_related("series__study__institution")
+    return {
+        storage.series_prefix(
+            entry.series.study.institution.code,
+            entry.series.study.study_instance_uid,
+            entry.series.series_instance_uid,
+        )
+        for entry in entries
+    }
+
+
 def _preview_owner(key: str) -> str | None:
     """The instance key a frame preview belongs to (see ``storage.preview_key``)."""
     match = _FRAME.match(key.removeprefix(f"{storage.PREVIEW_PREFIX}/"))
@@ -98,7 +117,12 @@ def find_leftovers(older_than: timedelta) -> list[Found]:
     """Everything ``cleanup_storage`` would remove, by kind."""
     cutoff = datetime.now(UTC) - older_than
     orphans = Found("DICOM files without an index row")
-    dicom_keys = (key for key in storage.walk(storage.DICOM_PREFIX) if _older(key, cutoff))
+    journaled = _journaled_series_folders()
+    dicom_keys = (
+        key
+        for key in storage.walk(storage.DICOM_PREFIX)
+        if key.rpartition("/")[0] not in journaled and _older(key, cutoff)
+    )
     for key in _unreferenced(dicom_keys, _instances_with_keys):
         orphans.items.append((key, _size(key)))
 
@@ -155,6 +179,14 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         dry_run: bool = options["dry_run"]
         minutes: int = options["older_than"]
+        if dry_run:
+            stale = IngestJournal.objects.filter(touched_at__lt=timezone.now() - JOURNAL_STALE_AFTER).count()
+            self.stdout.write(f"series with acknowledged instances to index: {stale} (indexed when not a dry run)")
+        else:
+            recovered = recover_acknowledged()
+            self.stdout.write(f"acknowledged instances indexed after an interruption: {len(recovered)}")
+            for result in recovered:
+                self.stdout.write(f"  {result.name}: {result.outcome} {result.reason}".rstrip())
         found = find_leftovers(timedelta(minutes=max(minutes, 0)))
         verb = "would remove" if dry_run else "removed"
         for kind in found:

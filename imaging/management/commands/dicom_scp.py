@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import connections
 
 from clinicnet.lib.startup import freeze_start_up_objects
 from imaging.dimse import start_scp, stop_scp
+from imaging.ingest import recover_acknowledged
+
+logger = logging.getLogger(__name__)
 
 # docker-compose gives the service 30 s (stop_grace_period) before it kills it.
 STOP_WAIT_SECONDS = 25
+# How often stale IngestJournal rows (a process that died after answering) are looked for.
+RECOVER_EVERY_SECONDS = 60
 
 
 class Command(BaseCommand):
@@ -37,10 +44,25 @@ class Command(BaseCommand):
         # docker stop sends SIGTERM: finish like Ctrl-C, so open associations end cleanly.
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
-            stop.wait()
+            # Instances an earlier run acknowledged and did not live to index (imaging.ingest).
+            self.recover()
+            while not stop.wait(RECOVER_EVERY_SECONDS):
+                self.recover()
         except KeyboardInterrupt:
             pass
         self.stdout.write("stopping: no new associations; waiting for open ones to finish")
         still_open = stop_scp(server, STOP_WAIT_SECONDS)
         if still_open:
             self.stderr.write(f"{still_open} associations still open after {STOP_WAIT_SECONDS} s; stopping anyway")
+
+    def recover(self) -> None:
+        try:
+            recovered = recover_acknowledged()
+        except Exception:
+            logger.exception("DIMSE: indexing acknowledged instances of an earlier run failed; trying again later")
+            return
+        finally:
+            connections.close_all()
+        if recovered:
+            self.stdout.write(f"indexed {len(recovered)} instances acknowledged before an interruption")
+            self.stdout.flush()
