@@ -282,35 +282,47 @@ class _DataPhaseDUL(DULServiceProvider):
         if sock is None or sock.socket is None or self.state_machine.current_state != "Sta6":
             super()._read_pdu_data()
             return
+        # A message's PDUs follow one another (storescu sends a CT slice in six): the
+        # next is read here as soon as it is there, not after a turn of pynetdicom's loop.
+        while self._read_p_data(sock, sock.socket) and self._receiving() and _readable(sock.socket, IDLE_WAIT_SECONDS):
+            pass
+
+    def _receiving(self) -> bool:
+        return self._assembler is not None and self._assembler.receiving
+
+    def _read_p_data(self, sock: AssociationSocket, connection: socket.socket) -> bool:
+        """Read and serve one P-DATA-TF PDU; False if the next PDU is another kind, or the association ends."""
         try:
-            pdu_type = sock.socket.recv(1, socket.MSG_PEEK)
+            pdu_type = connection.recv(1, socket.MSG_PEEK)
         except OSError:
             pdu_type = b""
         if pdu_type != bytes([wire.P_DATA_TF]):
             super()._read_pdu_data()  # includes a closed connection (Evt17)
-            return
+            return False
         try:
             header = sock.recv(6)
             length = struct.unpack(">BBI", header)[2] if len(header) == 6 else -1
             if length > MAX_PDU_BYTES:
                 self._abort_for(f"a P-DATA-TF PDU of {length} bytes, over the {MAX_PDU_BYTES} we accept")
-                return
+                return False
             body = sock.recv(length) if length >= 0 else bytearray()
         except OSError:
             body, length = bytearray(), -1
         if length < 0 or len(body) != length:
             self.event_queue.put("Evt17")  # the connection closed inside the PDU
-            return
+            return False
         if self._assembler is None:
             self._assembler = wire.MessageAssembler(set(self.assoc._accepted_cx), settings.DICOM_MAX_FILE_BYTES)
         try:
             requests = self._assembler.feed(body)
         except wire.ProtocolError as exc:
             self._abort_for(str(exc))
-            return
+            return False
         if isinstance(self.assoc, _ClinicNetAssociation):
             for request in requests:
                 answer(self.assoc, request)
+        self._idle_timer.restart()
+        return True
 
     def _abort_for(self, why: str) -> None:
         logger.warning("DIMSE: aborting the association from %s: %s", self.assoc.requestor.address, why)
@@ -379,6 +391,15 @@ class _Socket(AssociationSocket):
                 return buffer
             received += count
         return buffer
+
+
+def _readable(connection: socket.socket, seconds: float) -> bool:
+    """Whether *connection* has data to read within *seconds*."""
+    try:
+        readable, _, _ = select.select([connection], [], [], seconds)
+    except (OSError, ValueError):
+        return False
+    return bool(readable)
 
 
 class _WakingQueue(queue.Queue):  # type: ignore[type-arg]  # holds pynetdicom's primitives

@@ -151,6 +151,11 @@ class MessageAssembler:
         self._command = bytearray()
         self._request: DimseRequest | None = None
 
+    @property
+    def receiving(self) -> bool:
+        """Whether a message has begun and is not complete yet."""
+        return self._request is not None or bool(self._command)
+
     def feed(self, body: bytearray) -> list[DimseRequest]:
         """Take the variable field of one P-DATA-TF PDU; return the requests it completes."""
         complete: list[DimseRequest] = []
