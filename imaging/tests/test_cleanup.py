@@ -5,16 +5,19 @@ from __future__ import annotations
 import io
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 
+import pydicom
 import pytest
 from django.core.files.storage import default_storage
 from django.core.management import call_command
+from django.utils import timezone
 
 from clinicnet.audit.models import AuditEvent
 from imaging import storage
 from imaging.ingest import spool_dir
-from imaging.models import Instance, Series
+from imaging.models import IngestJournal, Instance, Series
 from imaging.testing import make_study, testdata_path
 from institutions.models import Institution
 
@@ -120,3 +123,57 @@ def test_previews_of_deleted_instances_and_series_go_with_them(clinic: Instituti
     assert not gone_preview.exists() and not gone_thumbnail.exists()
     assert not local(gone_instance.storage_key).exists()
     assert kept_preview.exists() and kept_thumbnail.exists()
+
+
+def acknowledged_but_not_indexed(clinic: Institution, tmp_path: Path) -> tuple[Instance, str]:
+    """A series with one indexed instance and one an association answered for and did not live to index."""
+    instance = make_study(clinic).instances.get()
+    second = pydicom.dcmread(testdata_path("CT_small.dcm"))
+    second.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.99"
+    path = tmp_path / "second.dcm"
+    second.save_as(path)
+    key = storage.dicom_key(
+        clinic.code, second.StudyInstanceUID, second.SeriesInstanceUID, second.SOPInstanceUID, storage.sha256_of(path)
+    )
+    storage.store_file(key, path)
+    IngestJournal.objects.create(series_id=instance.series_id, touched_at=timezone.now())
+    age(local(key), local(instance.storage_key))
+    return instance, key
+
+
+def test_files_of_a_journaled_series_are_never_taken_for_orphans(clinic: Institution, tmp_path: Path) -> None:
+    _instance, key = acknowledged_but_not_indexed(clinic, tmp_path)
+    out = cleanup("--older-than", "0")
+    assert "DICOM files without an index row: 0" in out
+    assert "acknowledged instances indexed after an interruption: 0" in out  # its session may still be alive
+    assert local(key).exists()
+    assert not Instance.objects.filter(storage_key=key).exists()
+
+
+def test_what_a_stale_journal_names_is_indexed_where_it_lies(clinic: Institution, tmp_path: Path) -> None:
+    instance, key = acknowledged_but_not_indexed(clinic, tmp_path)
+    IngestJournal.objects.update(touched_at=timezone.now() - timedelta(hours=1))
+    assert "series with acknowledged instances to index: 1" in cleanup("--dry-run")
+    assert not Instance.objects.filter(storage_key=key).exists()
+    out = cleanup()
+    assert "acknowledged instances indexed after an interruption: 1" in out
+    assert f"  {key}: stored" in out
+    recovered = Instance.objects.get(storage_key=key)
+    assert recovered.series_id == instance.series_id
+    assert recovered.study.number_of_instances == 2
+    assert local(key).exists() and not IngestJournal.objects.exists()
+    assert "DICOM files without an index row: 0" in out
+
+
+def test_the_scp_indexes_what_a_stale_journal_names(clinic: Institution, tmp_path: Path) -> None:
+    from imaging.management.commands.dicom_scp import Command
+
+    _instance, key = acknowledged_but_not_indexed(clinic, tmp_path)
+    out = io.StringIO()
+    command = Command(stdout=out)
+    command.recover()
+    assert out.getvalue() == ""  # fresh: its session may still be alive
+    IngestJournal.objects.update(touched_at=timezone.now() - timedelta(minutes=3))
+    command.recover()
+    assert "indexed 1 instances acknowledged before an interruption" in out.getvalue()
+    assert Instance.objects.filter(storage_key=key).exists()

@@ -166,3 +166,15 @@ def test_a_response_fits_the_peers_maximum_pdu_length(max_pdu: int) -> None:
         fragments.append(value[1:])
     assert (len(pdus) > 1) == (max_pdu == 40)
     assert b"".join(fragments) == command
+
+
+def test_the_assembler_says_whether_a_message_is_still_arriving() -> None:
+    assembler = MessageAssembler({3}, 1 << 20)
+    assert not assembler.receiving
+    pdus = store_request_pdus(b"\x08\x00\x18\x00" + b"\x00" * 3000, max_pdu=1024)
+    for pdu in pdus[:-1]:
+        assert assembler.feed(body(pdu)) == []
+        assert assembler.receiving  # the SCP reads the next PDU at once
+    (request,) = assembler.feed(body(pdus[-1]))
+    assert not assembler.receiving
+    assert request.data_set_bytes == 3004

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import time
 from pathlib import Path
 from unittest import mock
 
@@ -18,7 +19,7 @@ from django.test.utils import CaptureQueriesContext
 from clinicnet.audit.models import AuditEvent
 from imaging import storage
 from imaging.dicom.header import parse_header
-from imaging.ingest import EntryPoint, IngestSession, Outcome
+from imaging.ingest import EntryPoint, IngestSession, Outcome, spool_dir
 from imaging.models import Instance, Patient, Series, Study
 from imaging.testing import ingest_testdata, testdata_path
 from institutions.models import Institution, User
@@ -257,6 +258,22 @@ def test_bytes_in_pieces_are_stored_as_one_file_and_the_pieces_are_free_again(cl
     assert broken.outcome == Outcome.REJECTED
     with storage.local_path(Instance.objects.get().storage_key) as path:
         assert path.read_bytes() == data
+
+
+def test_the_spool_file_made_ahead_is_removed_when_the_session_closes(clinic: Institution) -> None:
+    spool = Path(spool_dir())
+    before = set(spool.iterdir())
+    data = testdata_path("CT_small.dcm").read_bytes()
+    with IngestSession(institution=clinic, entry_point=EntryPoint.DIMSE) as session:
+        session.add_bytes(data)
+        session.add_bytes(data)  # from the second on, the next file is made while this one is used
+        made_ahead = session._spool is not None and session._spool._next is not None
+    assert made_ahead
+    assert [result.outcome for result in session.results] == [Outcome.STORED, Outcome.DUPLICATE]
+    deadline = time.monotonic() + 10  # the used ones are removed in the background
+    while set(spool.iterdir()) != before:
+        assert time.monotonic() < deadline, set(spool.iterdir()) - before
+        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("join_up_to", [1024 * 1024, 1000], ids=["joined-and-parsed-from-memory", "parsed-from-disk"])
