@@ -20,8 +20,9 @@ Who does what
 pynetdicom negotiates, releases and aborts associations. Once one is
 established, its P-DATA-TF PDUs are read by our own code in pynetdicom's DUL
 thread (:class:`_DataPhaseDUL`, :mod:`imaging.dimse_wire`), which assembles
-the requests; the association thread serves them in order and writes each
-response straight to the socket (:func:`answer`). C-STORE and C-ECHO are
+the requests, serves each in turn and writes its response straight to the
+socket (:func:`answer`); the association thread only watches for the end
+(release, abort, a dropped connection, the network timeout). C-STORE and C-ECHO are
 served; any other request is answered *unrecognized operation* (0x0211), a
 C-STORE whose SOP class is not its presentation context's *SOP class not
 supported* (0x0122). A broken PDU, one longer than :data:`MAX_PDU_BYTES`, or a
@@ -35,20 +36,26 @@ each C-STORE's Part 10 bytes — a preamble and file meta as pynetdicom would
 write them, then the data set exactly as received — go to
 ``IngestSession.add_bytes``, as the slices of the buffers the PDUs arrived in
 (which joins them once, to parse the header from memory).
-The response is sent once the instance is durable and indexed (or refused).
+The response is sent once the instance is durable at its key and known to be
+new (or refused). The first instance of each series on the association is
+indexed before its answer; the next ones are answered first and indexed a
+moment later, in batches beside the association (``acknowledge_early``; see
+"Acknowledged first, indexed next" in :mod:`imaging.ingest`, and
+:class:`imaging.models.IngestJournal` for a crash in between).
 A data set over ``DICOM_MAX_FILE_BYTES`` is not kept in memory as it arrives;
 it is refused when complete. The session is closed — previews scheduled,
 pages told, audit written — every :data:`FLUSH_EVERY` instances, so that
 previews of a long study start while it arrives (in a thread beside the
 association's, which goes on with the next instance), and when the association
 ends for any reason (release, abort, dropped connection, timeout), after the
-periodic closes have finished; the association thread's database connections
-are closed with it.
+periodic closes have finished; the database connections of the threads that
+served the association are closed with it.
 
 C-STORE response status (:class:`Status`)
 ------------------------------------------
 ==========  ================================================================
-``0x0000``  Success: stored, or already stored with identical bytes
+``0x0000``  Success: stored (durable; indexed before or just after the
+            answer), or already stored with identical bytes
 ``0xA700``  Refused, out of resources: the file is valid but could not be
             stored or indexed (disk full, database error, over the size limit)
 ``0xC000``  Error, cannot understand: not an archivable DICOM object
@@ -56,6 +63,8 @@ C-STORE response status (:class:`Status`)
 ``0xC001``  Error (ClinicNet-specific, in the 0xC000 "cannot understand"
             range): conflict — this SOP Instance UID is already stored with
             different contents, or the study is filed under another patient
+            (one stored by another sender between the session's look and its
+            index row is answered 0x0000, then logged and audited as a conflict)
 ``0x0110``  Processing failure: an unexpected error in the server (logged)
 ==========  ================================================================
 

@@ -502,20 +502,26 @@ class IngestSession:
         for item in items:
             instance_id = inserted.get(item.header.sop_instance_uid)
             if instance_id is None:
-                self._acknowledged_but_indexed_before(item)
-                continue
-            item.result.instance_id = instance_id
-            indexed.append((item.study, item.series_id, instance_id))
+                instance_id = self._acknowledged_but_indexed_before(item)
+            if instance_id is not None:
+                item.result.instance_id = instance_id
+                indexed.append((item.study, item.series_id, instance_id))
         return indexed
 
-    def _acknowledged_but_indexed_before(self, item: _Acknowledged) -> None:
-        """Another sender indexed the instance between our look and our INSERT: the same bytes, or a conflict."""
+    def _acknowledged_but_indexed_before(self, item: _Acknowledged) -> int | None:
+        """The row the INSERT found for *item*: its id if it points to the same file, else None (a conflict).
+
+        Someone indexed the instance between the session's look and its INSERT:
+        this batch before it failed (tried again), recovery, or another sender
+        with the same bytes (the same key) or with other bytes (a conflict,
+        whose bytes this removes).
+        """
         existing = self._existing(item.header.sop_instance_uid)
-        if existing is not None and existing.sha256 == item.sha256:
-            item.result.instance_id = existing.pk  # stored, as answered: the key holds the same bytes
-            return
-        if existing is None or existing.storage_key != item.key:
-            storage.delete(item.key)
+        if existing is None:  # the row that stood in the way is gone again: the batch is tried again
+            raise IntegrityError(f"{item.header.sop_instance_uid} was neither inserted nor found")
+        if existing.storage_key == item.key:
+            return existing.pk
+        storage.delete(item.key)
         logger.warning(
             "C-STORE of %s was acknowledged, then found to conflict with an instance stored at the same moment; "
             "the stored one was kept",
@@ -526,6 +532,7 @@ class IngestSession:
             "an instance with this SOP Instance UID was stored with different contents at the same moment; "
             "the stored one was kept"
         )
+        return None
 
     def _finish_acknowledging(self) -> None:
         """End the indexing thread; drop the journal rows unless acknowledged instances were left unindexed."""
@@ -1036,6 +1043,11 @@ class _AcknowledgedIndexer:
                         self._first_queued = time.monotonic()
                 self._run(batch)
         finally:
+            with self._ready:  # nothing is left waiting for a thread that is gone
+                abandoned, self._queue = self._queue, []
+                self.unindexed.extend(abandoned)
+                self._done += len(abandoned)
+                self._ready.notify_all()
             connections.close_all()
 
     def _run(self, batch: list[_Acknowledged], *, again: bool = False) -> None:

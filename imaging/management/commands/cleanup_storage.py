@@ -162,7 +162,8 @@ def find_leftovers(older_than: timedelta) -> list[Found]:
 
 class Command(BaseCommand):
     help = (
-        "Remove stored DICOM files no index row points to (a crash between storing and indexing), "
+        "Index what the DICOM SCP answered for and did not live to index (stale journal rows), then remove "
+        "stored DICOM files no index row points to (a crash between storing and indexing), "
         "leftover *.part files, previews of deleted instances and old spool files."
     )
 
