@@ -165,6 +165,7 @@ def test_what_a_stale_journal_names_is_indexed_where_it_lies(clinic: Institution
     assert "DICOM files without an index row: 0" in out
 
 
+@pytest.mark.django_db(transaction=True)  # the command closes its database connections after each look
 def test_the_scp_indexes_what_a_stale_journal_names(clinic: Institution, tmp_path: Path) -> None:
     from imaging.management.commands.dicom_scp import Command
 
