@@ -644,11 +644,12 @@ class IngestSession:
                     indexed.append((item, exc))
                     continue
                 indexed.append((item, instance))
-            if connection.features.can_return_rows_from_bulk_insert:
-                Instance.objects.bulk_create(known)
-            else:  # the primary keys are needed for previews and results
-                for instance in known:
-                    instance.save(force_insert=True)
+            inserted = _insert_all_unless_indexed(known) if known else {}
+            if len(inserted) < len(known):  # indexed meanwhile by someone else: roll back, go one by one
+                raise IntegrityError("an instance of the batch was indexed by another session meanwhile")
+            for instance in known:
+                instance.pk = inserted[instance.sop_instance_uid]
+                instance._state.adding = False
         return indexed
 
     def _index_each(self, staged: list[_Staged]) -> None:
