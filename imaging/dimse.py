@@ -81,8 +81,9 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -195,6 +196,19 @@ class _AssociationState:
     serving: threading.Lock = field(default_factory=threading.Lock)
 
 
+@contextmanager
+def _serving_thread() -> Iterator[None]:
+    """Run a thread of an association (its reactor, its DUL) with its own database connections, closed at its end."""
+    close_old_connections()
+    # Reasons travel in Error Comment, which holds only the default character repertoire.
+    translation.activate("en")
+    try:
+        yield
+    finally:
+        connections.close_all()
+        translation.deactivate()
+
+
 class _ClinicNetAssociation(Association):
     """An acceptor association that closes its ingest session and database connections when it ends.
 
@@ -213,17 +227,11 @@ class _ClinicNetAssociation(Association):
         self.network_timeout = self.network_timeout
 
     def run_reactor(self) -> None:
-        close_old_connections()
-        # Reasons travel in Error Comment, which holds only the default character repertoire.
-        translation.activate("en")
-        try:
-            super().run_reactor()
-        finally:
+        with _serving_thread():
             try:
-                _end(self)
+                super().run_reactor()
             finally:
-                connections.close_all()
-                translation.deactivate()
+                _end(self)
 
     def _run_reactor(self) -> None:
         # The DUL thread answers the requests itself (_DataPhaseDUL); what is
@@ -277,14 +285,8 @@ class _DataPhaseDUL(DULServiceProvider):
     _assembler: wire.MessageAssembler | None = None
 
     def run_reactor(self) -> None:
-        close_old_connections()
-        # Reasons travel in Error Comment, which holds only the default character repertoire.
-        translation.activate("en")
-        try:
+        with _serving_thread():
             super().run_reactor()
-        finally:
-            connections.close_all()  # the connections this thread opened to answer
-            translation.deactivate()
 
     def _read_pdu_data(self) -> None:
         sock = self.socket

@@ -5,8 +5,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pynetdicom.transport import ThreadedAssociationServer
 
 from imaging.dicom.header import InvalidDicom, parse_header
+from institutions.models import Institution
 
 
 def _local_testdata() -> list[Path]:
@@ -53,3 +55,25 @@ def slow_previews(monkeypatch: pytest.MonkeyPatch) -> None:
         render(instance_ids)
 
     monkeypatch.setattr(previews, "render_previews", slow_render)
+
+
+CALLING_AE = "MODALITY1"
+
+
+@pytest.fixture
+def scp() -> Iterator[ThreadedAssociationServer]:
+    """The DICOM Storage SCP on a free port, in a thread of this process."""
+    from imaging.dimse import start_scp
+
+    server = start_scp(bind="127.0.0.1", port=0, ae_title="CLINICNET", poll_interval=0.02)
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def modality(clinic: Institution) -> Institution:
+    """The clinic, with the AE title its modality pushes from."""
+    from institutions.models import AETitle
+
+    AETitle.objects.create(institution=clinic, ae_title=CALLING_AE)
+    return clinic

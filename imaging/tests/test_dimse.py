@@ -6,7 +6,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -28,25 +28,11 @@ from imaging.dimse import TRANSFER_SYNTAXES, Status, start_scp, stop_scp
 from imaging.ingest import IngestSession, spool_dir
 from imaging.models import Instance, Study
 from imaging.testing import testdata_path
-from imaging.tests.conftest import PIXEL_TESTDATA
-from institutions.models import AETitle, Institution
+from imaging.tests.conftest import CALLING_AE, PIXEL_TESTDATA
+from institutions.models import Institution
 
 pytestmark = pytest.mark.django_db(transaction=True)
-CALLING_AE = "MODALITY1"
 STORAGE_SOP_CLASSES = {cx.abstract_syntax for cx in AllStoragePresentationContexts}
-
-
-@pytest.fixture
-def scp() -> Iterator[ThreadedAssociationServer]:
-    server = start_scp(bind="127.0.0.1", port=0, ae_title="CLINICNET", poll_interval=0.02)
-    yield server
-    server.shutdown()
-
-
-@pytest.fixture
-def modality(clinic: Institution) -> Institution:
-    AETitle.objects.create(institution=clinic, ae_title=CALLING_AE)
-    return clinic
 
 
 def associate(server: ThreadedAssociationServer, contexts: list[tuple[str, str]], ae_title: str = CALLING_AE):

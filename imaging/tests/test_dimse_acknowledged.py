@@ -6,7 +6,7 @@ Driven by a real pynetdicom SCU against the SCP in a thread, as in test_dimse.py
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
 from datetime import timedelta
 
 import pydicom
@@ -23,23 +23,10 @@ from imaging.dimse import Status, start_scp
 from imaging.ingest import recover_acknowledged
 from imaging.models import IngestJournal, Instance, Series, Study
 from imaging.testing import testdata_path
-from imaging.tests.test_dimse import CALLING_AE, associate, stored_bytes, wait_for_associations_to_end
-from institutions.models import AETitle, Institution
+from imaging.tests.test_dimse import associate, stored_bytes, wait_for_associations_to_end
+from institutions.models import Institution
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def scp() -> Iterator[ThreadedAssociationServer]:
-    server = start_scp(bind="127.0.0.1", port=0, ae_title="CLINICNET", poll_interval=0.02)
-    yield server
-    server.shutdown()
-
-
-@pytest.fixture
-def modality(clinic: Institution) -> Institution:
-    AETitle.objects.create(institution=clinic, ae_title=CALLING_AE)
-    return clinic
 
 
 def slices(count: int) -> list[Dataset]:
@@ -62,6 +49,19 @@ def send(server: ThreadedAssociationServer, datasets: list[Dataset]) -> list[int
     finally:
         assoc.release()
         wait_for_associations_to_end(server)
+
+
+def wait_until_indexed(sop_instance_uid: str) -> None:
+    """The SCP indexes an acknowledged instance just after its answer; wait for its row."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if Instance.objects.filter(sop_instance_uid=sop_instance_uid).exists():
+                return
+        except OperationalError:  # SQLite: the table is locked by the indexing write
+            pass
+        time.sleep(0.02)
+    raise AssertionError(f"{sop_instance_uid} was not indexed within 30 s")
 
 
 @pytest.fixture
@@ -129,7 +129,8 @@ def test_the_series_is_journaled_while_its_instances_are_answered_before_they_ar
     assert assoc.send_c_store(first).Status == Status.SUCCESS
     assert not IngestJournal.objects.exists()  # the first is indexed before its answer
     assert assoc.send_c_store(second).Status == Status.SUCCESS
-    (entry,) = IngestJournal.objects.all()
+    wait_until_indexed(second.SOPInstanceUID)
+    (entry,) = IngestJournal.objects.all()  # kept until the association closes
     assert entry.series == Series.objects.get(series_instance_uid=second.SeriesInstanceUID)
     assoc.release()
     wait_for_associations_to_end(scp)
@@ -162,6 +163,7 @@ def test_an_instance_another_sender_stores_meanwhile_is_a_conflict_found_after_t
     assoc = associate(scp, [(first.SOPClassUID, first.file_meta.TransferSyntaxUID)])
     assert assoc.send_c_store(first).Status == Status.SUCCESS
     assert assoc.send_c_store(second).Status == Status.SUCCESS  # the session now knows the series' instances
+    wait_until_indexed(second.SOPInstanceUID)  # SQLite's test database is not shared while a write is under way
     # Another sender stores other bytes under the third's SOP Instance UID.
     stored = Instance.objects.get(sop_instance_uid=first.SOPInstanceUID)
     Instance.objects.create(
