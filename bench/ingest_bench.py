@@ -4,7 +4,7 @@ Run from the repository root, with PostgreSQL and Redis running (as for the test
 
     .venv/bin/python -m bench.ingest_bench                   # everything, 3 rounds
     .venv/bin/python -m bench.ingest_bench --only cstore,stow --rounds 5
-    .venv/bin/python -m bench.ingest_bench --profile         # py-spy profile of our SCP during storescu
+    .venv/bin/python -m bench.ingest_bench --profile         # py-spy: the SCP (storescu), a web process (STOW, 4)
 
 What it does, all on this machine and on loopback:
 
@@ -677,7 +677,7 @@ def profiled(pid: int, output: Path, enabled: bool) -> Iterator[None]:
         recorder.wait(60)
 
 
-def print_profile(path: Path, top: int = 25) -> None:
+def print_profile(path: Path, what: str, top: int = 25) -> None:
     """Self and inclusive sample counts of the busiest functions in a py-spy raw profile."""
     inclusive: dict[str, int] = {}
     own: dict[str, int] = {}
@@ -691,7 +691,7 @@ def print_profile(path: Path, top: int = 25) -> None:
         for frame in set(frames):
             inclusive[frame] = inclusive.get(frame, 0) + int(count)
         own[frames[-1]] = own.get(frames[-1], 0) + int(count)
-    print(f"\nProfile of the SCP during storescu ({total} busy samples):")
+    print(f"\nProfile of {what} ({total} busy samples):")
     for title, table in (("inclusive", inclusive), ("self", own)):
         print(f"  {title}:")
         for frame, count in sorted(table.items(), key=lambda item: -item[1])[:top]:
@@ -783,7 +783,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redis-db", type=int, default=14)
     parser.add_argument("--zip-mb", type=int, default=1024)
     parser.add_argument("--no-orthanc", action="store_true", help="only our side")
-    parser.add_argument("--profile", action="store_true", help="py-spy profile of our SCP during storescu")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy: our SCP during storescu, a web process during 4-client STOW"
+    )
     args = parser.parse_args(argv)
     wanted = set(args.only.split(","))
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -862,7 +864,8 @@ def main(argv: list[str] | None = None) -> None:
                     for index, port in enumerate(ports):  # first use of each process: imports, connections
                         stow([port], "/dicomweb/studies", [tokens[index % len(tokens)]], [[warm]])
                     pids = [server.pid for server in web]
-                    timed_with_cpu(ours, pids, stow, ports, "/dicomweb/studies", tokens, per_client)
+                    with profiled(pids[0], args.workdir / "profile-web.txt", args.profile and len(tokens) > 1):
+                        timed_with_cpu(ours, pids, stow, ports, "/dicomweb/studies", tokens, per_client)
                 if not args.no_orthanc:
                     with orthanc(args.workdir) as server:
                         http_port, blank = server.http_port, [""] * len(per_client)
@@ -955,8 +958,9 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_orthanc and {"cstore", "stow"} & wanted:
         print(f"\nOrthanc: {ORTHANC_VERSION or 'Orthanc'} with {ORTHANC_CONFIG.relative_to(ROOT)}")
     print(f"\nAt the end: {load()}")
-    if args.profile and (args.workdir / "profile-scp.txt").exists():
-        print_profile(args.workdir / "profile-scp.txt")
+    for name, what in (("scp", "the SCP during storescu"), ("web", "a web process during STOW-RS from 4 clients")):
+        if args.profile and (args.workdir / f"profile-{name}.txt").exists():
+            print_profile(args.workdir / f"profile-{name}.txt", what)
 
 
 if __name__ == "__main__":
