@@ -160,6 +160,10 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
+            # Tests get a file too, not Django's shared in-memory database: there a
+            # second writer (a render thread, the SCP's indexer) fails at once with
+            # "database table is locked" instead of waiting for the lock as here.
+            "TEST": {"NAME": DATA_DIR / "test-clinicnet.sqlite3"},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

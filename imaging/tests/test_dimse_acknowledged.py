@@ -58,7 +58,7 @@ def wait_until_indexed(sop_instance_uid: str) -> None:
         try:
             if Instance.objects.filter(sop_instance_uid=sop_instance_uid).exists():
                 return
-        except OperationalError:  # SQLite: the table is locked by the indexing write
+        except OperationalError:  # SQLite: the indexing write held the lock past the timeout
             pass
         time.sleep(0.02)
     raise AssertionError(f"{sop_instance_uid} was not indexed within 30 s")
@@ -163,7 +163,7 @@ def test_an_instance_another_sender_stores_meanwhile_is_a_conflict_found_after_t
     assoc = associate(scp, [(first.SOPClassUID, first.file_meta.TransferSyntaxUID)])
     assert assoc.send_c_store(first).Status == Status.SUCCESS
     assert assoc.send_c_store(second).Status == Status.SUCCESS  # the session now knows the series' instances
-    wait_until_indexed(second.SOPInstanceUID)  # SQLite's test database is not shared while a write is under way
+    wait_until_indexed(second.SOPInstanceUID)  # so that the row written below is the only thing in flight
     # Another sender stores other bytes under the third's SOP Instance UID.
     stored = Instance.objects.get(sop_instance_uid=first.SOPInstanceUID)
     Instance.objects.create(
