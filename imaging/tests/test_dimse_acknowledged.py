@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
+from typing import Any
 
 import pydicom
 import pytest
@@ -18,9 +19,9 @@ from pynetdicom.dsutils import encode
 from pynetdicom.transport import ThreadedAssociationServer
 
 from clinicnet.audit.models import AuditEvent
-from imaging import ingest, storage
+from imaging import storage
 from imaging.dimse import Status, start_scp
-from imaging.ingest import recover_acknowledged
+from imaging.ingest import IngestSession, recover_acknowledged
 from imaging.models import IngestJournal, Instance, Series, Study
 from imaging.testing import testdata_path
 from imaging.tests.test_dimse import associate, stored_bytes, wait_for_associations_to_end
@@ -54,27 +55,22 @@ def send(server: ThreadedAssociationServer, datasets: list[Dataset]) -> list[int
 def wait_until_indexed(sop_instance_uid: str) -> None:
     """The SCP indexes an acknowledged instance just after its answer; wait for its row."""
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if Instance.objects.filter(sop_instance_uid=sop_instance_uid).exists():
-                return
-        except OperationalError:  # SQLite: the indexing write held the lock past the timeout
-            pass
+    while not Instance.objects.filter(sop_instance_uid=sop_instance_uid).exists():
+        assert time.monotonic() < deadline, f"{sop_instance_uid} was not indexed within 30 s"
         time.sleep(0.02)
-    raise AssertionError(f"{sop_instance_uid} was not indexed within 30 s")
 
 
 @pytest.fixture
 def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The number of rows of each INSERT that indexes acknowledged instances."""
     sizes: list[int] = []
-    insert = ingest._insert_all_unless_indexed
+    index = IngestSession._index_acknowledged
 
-    def counted(instances: list[Instance]) -> dict[str, int]:
-        sizes.append(len(instances))
-        return insert(instances)
+    def counted(session: IngestSession, items: list[Any]) -> list[tuple[Study, int, int]]:
+        sizes.append(len(items))
+        return index(session, items)
 
-    monkeypatch.setattr(ingest, "_insert_all_unless_indexed", counted)
+    monkeypatch.setattr(IngestSession, "_index_acknowledged", counted)
     return sizes
 
 
@@ -83,11 +79,11 @@ def index_fails(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Every INSERT of acknowledged instances fails as if the database had gone; the number of tries."""
     tries: list[int] = []
 
-    def failing(instances: list[Instance]) -> dict[str, int]:
-        tries.append(len(instances))
+    def failing(session: IngestSession, items: list[Any]) -> list[tuple[Study, int, int]]:
+        tries.append(len(items))
         raise OperationalError("the database went away")
 
-    monkeypatch.setattr(ingest, "_insert_all_unless_indexed", failing)
+    monkeypatch.setattr(IngestSession, "_index_acknowledged", failing)
     return tries
 
 
@@ -191,16 +187,16 @@ def test_an_instance_another_sender_stores_meanwhile_is_a_conflict_found_after_t
 def test_a_batch_that_fails_is_tried_again_when_the_association_closes(
     scp: ThreadedAssociationServer, modality: Institution, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    insert = ingest._insert_all_unless_indexed
+    index = IngestSession._index_acknowledged
     tries: list[int] = []
 
-    def fails_once(instances: list[Instance]) -> dict[str, int]:
-        tries.append(len(instances))
+    def fails_once(session: IngestSession, items: list[Any]) -> list[tuple[Study, int, int]]:
+        tries.append(len(items))
         if len(tries) == 1:
             raise OperationalError("the database went away for a moment")
-        return insert(instances)
+        return index(session, items)
 
-    monkeypatch.setattr(ingest, "_insert_all_unless_indexed", fails_once)
+    monkeypatch.setattr(IngestSession, "_index_acknowledged", fails_once)
     datasets = slices(4)
     assert send(scp, datasets) == [Status.SUCCESS] * 4
     assert len(tries) >= 2
