@@ -32,13 +32,16 @@ afterwards), as Orthanc renders nothing at ingest either. Each measurement store
 institution (ours) or a new, empty Orthanc storage folder, and the runs of ours and
 Orthanc's are interleaved round by round, so that load from other people on a shared machine
 spreads over both; the median of the rounds is printed. Our servers use their own
-PostgreSQL database (``--database``, dropped and created), Redis database (``--redis-db``,
-flushed) and data folder under ``--workdir``.
+PostgreSQL database (``--database``, dropped and created; reached through the psycopg
+connection pool, as in production), Redis database (``--redis-db``, flushed) and data
+folder under ``--workdir`` (emptied). Nothing is deleted between timed runs: what a run
+wrote is moved aside and removed when the bench ends (see :func:`retire`).
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import http.client
 import io
@@ -160,6 +163,9 @@ def our_env(args: argparse.Namespace) -> dict[str, str]:
     env.update(
         CLINICNET_DATA_DIR=str(args.workdir / "data"),
         DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{args.database}",
+        # As in production (docker-compose.yml): without the pool every request opens a
+        # connection, and PostgreSQL starts a backend and fills its caches for each.
+        DATABASE_POOL="true",
         REDIS_URL=f"redis://127.0.0.1:6379/{args.redis_db}",
         TASK_MODE="celery",
         LOG_LEVEL="WARNING",
@@ -170,10 +176,35 @@ def our_env(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
+def retire(path: Path, workdir: Path) -> None:
+    """Move *path* aside, into ``workdir/retired``, which is removed when the bench ends.
+
+    Removing files while a run is timed, or just before, costs that run: the
+    file system frees their blocks (and TRIMs them, on a disk mounted with
+    ``discard``), and for a minute it skips their inode numbers when it
+    creates new files, checking each on the way.
+    """
+    if path.exists():
+        aside = workdir / "retired" / uuid.uuid4().hex
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(aside)
+
+
+def remove_retired(workdir: Path) -> None:
+    shutil.rmtree(workdir / "retired", ignore_errors=True)
+
+
 def prepare_database(args: argparse.Namespace, env: dict[str, str]) -> None:
-    """A new, migrated database and an empty Redis database; then Django in this process."""
+    """A new, migrated database, an empty data folder and an empty Redis database; then Django in this process.
+
+    The data folder goes with the database: files an earlier run left there
+    would lie at the keys this run writes (the institution codes start again),
+    and replacing each one would free its blocks in the middle of a timed run.
+    """
     import psycopg
     import redis
+
+    retire(Path(env["CLINICNET_DATA_DIR"]), args.workdir)
 
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
@@ -260,7 +291,7 @@ def megabytes(files: list[Path]) -> float:
 
 def disk_copy(files: list[Path], folder: Path) -> float:
     """Seconds to copy the files' bytes into new files, each fsync'ed (the source is in the page cache)."""
-    shutil.rmtree(folder, ignore_errors=True)
+    retire(folder, folder.parent)
     folder.mkdir(parents=True)
     for path in files:  # warm the page cache as the servers' sources are
         path.read_bytes()
@@ -271,7 +302,7 @@ def disk_copy(files: list[Path], folder: Path) -> float:
             target.flush()
             os.fsync(target.fileno())
     seconds = time.perf_counter() - start
-    shutil.rmtree(folder)
+    retire(folder, folder.parent)
     return seconds
 
 
@@ -428,7 +459,7 @@ class Orthanc:
         global ORTHANC_VERSION
         ORTHANC_VERSION = subprocess.run([program, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
         folder = self.workdir / "orthanc"
-        shutil.rmtree(folder, ignore_errors=True)
+        retire(folder, self.workdir)
         (folder / "storage").mkdir(parents=True)
         self.http_port, self.dicom_port = free_port(), free_port()
         config = (
@@ -459,7 +490,7 @@ class Orthanc:
     def stop(self) -> None:
         if self.server:
             self.server.stop()
-        shutil.rmtree(self.workdir / "orthanc", ignore_errors=True)
+        retire(self.workdir / "orthanc", self.workdir)
 
 
 @contextlib.contextmanager
@@ -789,6 +820,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     wanted = set(args.only.split(","))
     args.workdir.mkdir(parents=True, exist_ok=True)
+    atexit.register(remove_retired, args.workdir)  # after the last timed run (see retire)
     env = our_env(args)
     prepare_database(args, env)
     study_files = studies(args.workdir)
