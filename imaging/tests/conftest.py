@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from pynetdicom.transport import ThreadedAssociationServer
 
 from imaging.dicom.header import InvalidDicom, parse_header
-from institutions.models import Institution
+from imaging.dimse import start_scp
+from institutions.models import AETitle, Institution
 
 
 def _local_testdata() -> list[Path]:
@@ -63,8 +64,6 @@ CALLING_AE = "MODALITY1"
 @pytest.fixture
 def scp() -> Iterator[ThreadedAssociationServer]:
     """The DICOM Storage SCP on a free port, in a thread of this process."""
-    from imaging.dimse import start_scp
-
     server = start_scp(bind="127.0.0.1", port=0, ae_title="CLINICNET", poll_interval=0.02)
     yield server
     server.shutdown()
@@ -73,7 +72,13 @@ def scp() -> Iterator[ThreadedAssociationServer]:
 @pytest.fixture
 def modality(clinic: Institution) -> Institution:
     """The clinic, with the AE title its modality pushes from."""
-    from institutions.models import AETitle
-
     AETitle.objects.create(institution=clinic, ae_title=CALLING_AE)
     return clinic
+
+
+def wait_until(condition: Callable[[], object], seconds: float, what: Callable[[], object]) -> None:
+    """Poll *condition* until it holds (work done in a background thread); fail with ``what()`` after *seconds*."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what()
+        time.sleep(0.02)

@@ -28,7 +28,7 @@ from imaging.dimse import TRANSFER_SYNTAXES, Status, start_scp, stop_scp
 from imaging.ingest import IngestSession, spool_dir
 from imaging.models import Instance, Study
 from imaging.testing import testdata_path
-from imaging.tests.conftest import CALLING_AE, PIXEL_TESTDATA
+from imaging.tests.conftest import CALLING_AE, PIXEL_TESTDATA, wait_until
 from institutions.models import Institution
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,10 +48,7 @@ def associate(server: ThreadedAssociationServer, contexts: list[tuple[str, str]]
 
 def wait_for_associations_to_end(server: ThreadedAssociationServer) -> None:
     """The SCP closes each association's ingest session (previews, audit) in its thread; wait for it."""
-    deadline = time.monotonic() + 60
-    while server.active_associations and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not server.active_associations
+    wait_until(lambda: not server.active_associations, 60, lambda: server.active_associations)
 
 
 def dataset_bytes(path: Path) -> bytes:
@@ -180,10 +177,7 @@ def test_every_real_file_with_pixel_data_goes_through_c_store(
     assert sum(e.detail.get("stored", 0) for e in events) == len(stored)
     assert {(e.actor_label, e.client_address) for e in events} == {(f"AE {CALLING_AE}", "127.0.0.1")}
     # Nothing left behind in the spool (its files are removed in the background).
-    deadline = time.monotonic() + 10
-    while set(os.listdir(spool_dir())) != before:
-        assert time.monotonic() < deadline, set(os.listdir(spool_dir())) - before
-        time.sleep(0.02)
+    wait_until(lambda: set(os.listdir(spool_dir())) == before, 10, lambda: set(os.listdir(spool_dir())) - before)
     assert without_meta == [testdata_path("OT-PAL-8-face.dcm")]
 
 
@@ -296,9 +290,7 @@ def test_a_silent_peer_is_dropped_after_the_network_timeout(
     scp.ae.network_timeout = 0.3
     assoc = associate(scp, [(Verification, ExplicitVRLittleEndian)])
     assert assoc.is_established
-    deadline = time.monotonic() + 10
-    while assoc.is_established and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not assoc.is_established, 10, lambda: "the association is still established")
     assert assoc.is_aborted
     wait_for_associations_to_end(scp)
     assert any("network timeout" in r.getMessage() for r in caplog.records if r.name == "imaging.dimse")
@@ -370,9 +362,7 @@ def test_a_long_association_starts_previews_as_it_goes(
     # (beside the association; on SQLite in its thread, before the C-ECHO is answered).
     assert assoc.send_c_echo().Status == Status.SUCCESS
     assert assoc.is_established
-    deadline = time.monotonic() + 30
-    while not AuditEvent.objects.filter(action="study.store").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: AuditEvent.objects.filter(action="study.store").exists(), 30, lambda: "no study.store event")
     assert [i.preview_status for i in Instance.objects.filter(institution=modality)] == ["ready", "ready"]
     assert AuditEvent.objects.filter(action="study.store", detail__entry_point="dimse").count() == 1
     ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.3"
@@ -436,10 +426,7 @@ def test_a_pdu_on_a_context_that_was_not_accepted_aborts_the_association(
     assoc = associate(scp, [(Verification, ExplicitVRLittleEndian)])
     item = bytes([0, 0, 0, 4, 99, 0x03, 0, 0])  # a PDV on presentation context 99
     assoc.dul.socket.send(bytes([0x04, 0, 0, 0, 0, len(item)]) + item)
-    deadline = time.monotonic() + 10
-    while not assoc.is_aborted and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert assoc.is_aborted
+    wait_until(lambda: assoc.is_aborted, 10, lambda: "the association was not aborted")
     wait_for_associations_to_end(scp)
     assert any("presentation context 99 was not accepted" in r.getMessage() for r in caplog.records)
 

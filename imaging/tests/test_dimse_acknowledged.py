@@ -6,7 +6,6 @@ Driven by a real pynetdicom SCU against the SCP in a thread, as in test_dimse.py
 from __future__ import annotations
 
 import logging
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +23,7 @@ from imaging.dimse import Status, start_scp
 from imaging.ingest import IngestSession, recover_acknowledged
 from imaging.models import IngestJournal, Instance, Series, Study
 from imaging.testing import testdata_path
+from imaging.tests.conftest import wait_until
 from imaging.tests.test_dimse import associate, stored_bytes, wait_for_associations_to_end
 from institutions.models import Institution
 
@@ -54,10 +54,11 @@ def send(server: ThreadedAssociationServer, datasets: list[Dataset]) -> list[int
 
 def wait_until_indexed(sop_instance_uid: str) -> None:
     """The SCP indexes an acknowledged instance just after its answer; wait for its row."""
-    deadline = time.monotonic() + 30
-    while not Instance.objects.filter(sop_instance_uid=sop_instance_uid).exists():
-        assert time.monotonic() < deadline, f"{sop_instance_uid} was not indexed within 30 s"
-        time.sleep(0.02)
+    wait_until(
+        lambda: Instance.objects.filter(sop_instance_uid=sop_instance_uid).exists(),
+        30,
+        lambda: f"{sop_instance_uid} was not indexed within 30 s",
+    )
 
 
 @pytest.fixture

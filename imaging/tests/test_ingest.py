@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import time
 from pathlib import Path
 from unittest import mock
 
@@ -22,6 +21,7 @@ from imaging.dicom.header import parse_header
 from imaging.ingest import EntryPoint, IngestSession, Outcome, spool_dir
 from imaging.models import Instance, Patient, Series, Study
 from imaging.testing import ingest_testdata, testdata_path
+from imaging.tests.conftest import wait_until
 from institutions.models import Institution, User
 from institutions.testing import make_institution
 
@@ -270,10 +270,8 @@ def test_the_spool_file_made_ahead_is_removed_when_the_session_closes(clinic: In
         made_ahead = session._spool is not None and session._spool._next is not None
     assert made_ahead
     assert [result.outcome for result in session.results] == [Outcome.STORED, Outcome.DUPLICATE]
-    deadline = time.monotonic() + 10  # the used ones are removed in the background
-    while set(spool.iterdir()) != before:
-        assert time.monotonic() < deadline, set(spool.iterdir()) - before
-        time.sleep(0.02)
+    # The used ones are removed in the background.
+    wait_until(lambda: set(spool.iterdir()) == before, 10, lambda: set(spool.iterdir()) - before)
 
 
 @pytest.mark.parametrize("join_up_to", [1024 * 1024, 1000], ids=["joined-and-parsed-from-memory", "parsed-from-disk"])
