@@ -41,6 +41,9 @@ class Participant:
     def __init__(self, communicator: WebsocketCommunicator) -> None:
         self.communicator = communicator
         self.seen: list[dict[str, Any]] = []
+        # The answer to join. Not necessarily seen[0]: the broadcast of our own presence.joined
+        # may arrive first (the protocol has clients buffer sequenced messages until the snapshot).
+        self.snapshot: dict[str, Any] = {}
 
     @classmethod
     async def connect(cls, user: User | None, room_id: str, *, cookie: bytes | None = None) -> Participant:
@@ -79,7 +82,8 @@ class Participant:
 
     async def join(self, **data: Any) -> dict[str, Any]:
         await self.send("join", data, id=None)
-        return await self.expect("snapshot")
+        self.snapshot = await self.expect("snapshot")
+        return self.snapshot
 
     async def drain(self, quiet: float = 0.2) -> list[dict[str, Any]]:
         messages = []

@@ -48,7 +48,7 @@ async def test_everyone_receives_the_changes_in_one_order(adhoc_room: Room, doct
     for image in range(5):
         await leader.send("viewport", viewport(image))
         await follower.send("chat", {"text": f"{image}번 영상"})
-    start = follower.seen[0]["data"]["seq"]
+    start = follower.snapshot["data"]["seq"]
     # Persisted kinds are numbered before their write, so delivery may swap neighbours;
     # applied by seq, as the protocol asks, both see the same ten changes in the same order.
     leader_seen = in_order(await leader.drain(quiet=0.5), start)
@@ -201,9 +201,9 @@ async def test_joining_does_its_database_work_off_the_thread_new_connections_aut
 
 async def test_only_the_leader_moves_the_view_until_it_hands_over(adhoc_room: Room, doctor: User, clerk: User) -> None:
     leader, follower = await two_in(adhoc_room, doctor, clerk)
-    follower_conn = follower.seen[0]["data"]["you"]["conn"]
-    leader_conn = leader.seen[0]["data"]["you"]["conn"]
-    assert leader.seen[0]["data"]["leader"] == leader_conn
+    follower_conn = follower.snapshot["data"]["you"]["conn"]
+    leader_conn = leader.snapshot["data"]["you"]["conn"]
+    assert leader.snapshot["data"]["leader"] == leader_conn
     refused_id = await follower.send("viewport", viewport(3))
     error = await follower.expect("error")
     assert (error["id"], error["data"]["code"]) == (refused_id, protocol.NOT_LEADER)
@@ -237,8 +237,8 @@ async def test_a_layout_with_an_empty_cell_reaches_the_follower_as_is(
 
 async def test_when_the_leader_leaves_the_longest_present_leads(adhoc_room: Room, doctor: User, clerk: User) -> None:
     leader, follower = await two_in(adhoc_room, doctor, clerk)
-    leader_conn = leader.seen[0]["data"]["you"]["conn"]
-    follower_conn = follower.seen[0]["data"]["you"]["conn"]
+    leader_conn = leader.snapshot["data"]["you"]["conn"]
+    follower_conn = follower.snapshot["data"]["you"]["conn"]
     await leader.disconnect()
     changed = await follower.expect("leader.changed")
     assert changed["data"] == {"leader": follower_conn, "previous": leader_conn, "reason": "left"}
@@ -251,7 +251,7 @@ async def test_free_mode_is_announced(adhoc_room: Room, doctor: User, clerk: Use
     leader, follower = await two_in(adhoc_room, doctor, clerk)
     await follower.send("mode", {"mode": "free"})
     updated = await leader.expect("presence.updated")
-    assert updated["data"] == {"conn": follower.seen[0]["data"]["you"]["conn"], "mode": "free"}
+    assert updated["data"] == {"conn": follower.snapshot["data"]["you"]["conn"], "mode": "free"}
     await leader.disconnect()
     await follower.disconnect()
 
@@ -263,7 +263,7 @@ async def test_annotations_are_edited_and_deleted_by_anyone_with_versions(
     await leader.send("annotation.create", length())
     created = (await follower.expect("annotation.created"))["data"]
     assert created["author"] == {"user": doctor.pk, "name": doctor.name}
-    assert created["colour"] == leader.seen[0]["data"]["you"]["colour"]
+    assert created["colour"] == leader.snapshot["data"]["you"]["colour"]
     await follower.send("annotation.update", {"annotation": created["id"], "version": 1, "text": "9 mm"})
     updated = (await leader.expect("annotation.updated"))["data"]
     assert (updated["version"], updated["text"], updated["updated_by"]["user"]) == (2, "9 mm", clerk.pk)
@@ -301,7 +301,7 @@ async def test_a_new_joiner_gets_everything_in_the_snapshot(
     late = await Participant.connect(clinic_admin, str(adhoc_room.uuid))
     snapshot = (await late.join())["data"]
     assert [p["user"] for p in snapshot["participants"]] == [doctor.pk, clerk.pk, clinic_admin.pk]
-    assert snapshot["leader"] == leader.seen[0]["data"]["you"]["conn"]
+    assert snapshot["leader"] == leader.snapshot["data"]["you"]["conn"]
     assert snapshot["viewport"]["cells"][0]["image"] == 12
     assert [a["text"] for a in snapshot["annotations"]] == ["8 mm"]
     assert [c["text"] for c in snapshot["chat"]] == ["첫 번째", "두 번째"]
@@ -320,7 +320,7 @@ async def test_a_reconnecting_client_catches_up_from_the_replay_log(
     adhoc_room: Room, doctor: User, clerk: User
 ) -> None:
     leader, follower = await two_in(adhoc_room, doctor, clerk)
-    snapshot = follower.seen[0]["data"]
+    snapshot = follower.snapshot["data"]
     last_seq = max([snapshot["seq"], *(m["seq"] for m in follower.seen if "seq" in m)])
     await follower.disconnect()
     for image in range(3):
@@ -346,7 +346,7 @@ async def test_a_client_too_far_behind_or_from_another_epoch_gets_a_fresh_snapsh
 ) -> None:
     settings.COREADING_REPLAY_LOG = 5
     leader, follower = await two_in(adhoc_room, doctor, clerk)
-    snapshot = follower.seen[0]["data"]
+    snapshot = follower.snapshot["data"]
     await follower.disconnect()
     for image in range(10):
         await leader.send("viewport", viewport(image))
