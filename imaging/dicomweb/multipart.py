@@ -13,10 +13,13 @@ import hashlib
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+from django.core.exceptions import RequestAborted
 
 READ_CHUNK = 1024 * 1024
 MAX_PART_HEADER_BYTES = 16 * 1024
@@ -72,135 +75,339 @@ class Part:
         return self.headers.get("content-type", "")
 
 
-class MultipartReader:
+# Where the splitter is in the body (RFC 2046 5.1.1).
+_PREAMBLE, _DELIMITED, _HEADERS, _CONTENT, _EPILOGUE = range(5)
+# Bytes taken at a time outside part contents (delimiter lines, headers): small, so that
+# the content that follows a part's headers is seldom copied.
+_TEXT_STEP = 4096
+
+
+class MultipartSplitter:
+    """Split a multipart body, fed piece by piece as it arrives, into parts spooled to files.
+
+    The one parser of STOW-RS bodies, driven either by the ASGI server's body
+    messages (:func:`read_split_body`) or by reads from a stream
+    (:class:`MultipartReader`). A part's content goes straight from the piece
+    it arrived in to its file in *spool_dir*, hashed on the way; only the
+    bytes that could begin a delimiter are held back. Completed parts wait in
+    :attr:`parts`, and whoever takes one owns its file.
+    """
+
+    def __init__(self, boundary: str, spool_dir: str) -> None:
+        if not boundary or len(boundary) > 200:
+            raise MalformedMultipart("the Content-Type has no usable boundary parameter")
+        self.parts: deque[Part] = deque()
+        self._delimiter = b"\r\n--" + boundary.encode("latin-1")
+        self._spool_dir = spool_dir
+        self._state = _PREAMBLE
+        # Unparsed bytes outside part contents; a leading CRLF lets the first
+        # boundary be found like every other delimiter.
+        self._text = bytearray(b"\r\n")
+        self._tail = b""  # the end of the content so far, held back: it may begin the delimiter
+        self._headers: dict[str, str] = {}
+        self._fd = -1
+        self._path: Path | None = None
+        self._digest = hashlib.sha256()
+        self._size = 0
+
+    @property
+    def complete(self) -> bool:
+        """Whether the closing delimiter has been read (what follows it is ignored)."""
+        return self._state == _EPILOGUE
+
+    def feed(self, data: bytes) -> None:
+        """Take the next piece of the body; raise :class:`MalformedMultipart` if it breaks the format."""
+        position = 0
+        while position < len(data) and self._state != _EPILOGUE:
+            if self._state == _CONTENT:
+                position = self._content(data, position)
+            else:
+                step = data[position : position + _TEXT_STEP]
+                self._text += step
+                position += len(step)
+                self._parse_text()
+
+    def finish(self) -> None:
+        """The body has ended: raise :class:`MalformedMultipart` unless it ended after its closing delimiter."""
+        if self._state == _EPILOGUE:
+            return
+        self.abort()
+        if self._state == _PREAMBLE:
+            raise MalformedMultipart("the body holds no part delimited by its boundary")
+        if self._state == _DELIMITED:
+            raise MalformedMultipart("a boundary delimiter is not followed by a line break")
+        if self._state == _HEADERS:
+            raise MalformedMultipart("a part's headers do not end with an empty line")
+        raise MalformedMultipart("the body ends inside a part: the closing boundary is missing")
+
+    def abort(self) -> None:
+        """Stop writing: remove the file of the part under way (completed parts stay in :attr:`parts`)."""
+        self._close_file(keep=False)
+
+    def discard(self) -> None:
+        """Remove every spooled file nobody has taken: the part under way and the completed ones."""
+        self.abort()
+        while self.parts:
+            discard(self.parts.popleft().path)
+
+    # --- outside part contents: small amounts, parsed from self._text
+
+    def _parse_text(self) -> None:
+        while self._text and self._state != _EPILOGUE:
+            if self._state == _CONTENT:
+                text = bytes(self._text)
+                self._text.clear()
+                used = self._content(text, 0)
+                self._text += text[used:]
+            elif not self._advance():
+                return
+
+    def _advance(self) -> bool:
+        """One step outside part contents; False when it needs more of the body."""
+        text = self._text
+        if self._state == _PREAMBLE:
+            index = text.find(self._delimiter)
+            if index < 0:
+                del text[: -(len(self._delimiter) - 1)]  # keep what could begin the delimiter
+                return False
+            del text[: index + len(self._delimiter)]
+            self._state = _DELIMITED
+            return True
+        if self._state == _DELIMITED:
+            if len(text) < 2:
+                return False
+            if text[:2] == b"--":
+                text.clear()
+                self._state = _EPILOGUE
+                return True
+            end = text.find(b"\r\n")  # transport padding (spaces, tabs), then CRLF
+            if end < 0:
+                if len(text) > 1024:
+                    raise MalformedMultipart("a boundary delimiter is not followed by a line break")
+                return False
+            if text[:end].strip(b" \t"):
+                raise MalformedMultipart("unexpected text after a boundary delimiter")
+            del text[: end + 2]
+            self._state = _HEADERS
+            return True
+        # _HEADERS
+        if text[:2] == b"\r\n":
+            raw, consumed = b"", 2
+        else:
+            end = text.find(b"\r\n\r\n")
+            if end < 0:
+                if len(text) > MAX_PART_HEADER_BYTES:
+                    raise MalformedMultipart("a part's headers do not end with an empty line")
+                return False
+            raw, consumed = bytes(text[:end]), end + 4
+        del text[:consumed]
+        self._headers = _parse_headers(raw.decode("latin-1"))
+        self._open_file()
+        self._state = _CONTENT
+        return True
+
+    # --- part contents: straight from the piece they arrived in to the part's file
+
+    def _content(self, data: bytes, start: int) -> int:
+        """Write the part's content found in *data* from *start*; where parsing goes on in *data*."""
+        delimiter, tail = self._delimiter, self._tail
+        keep = len(delimiter) - 1
+        if tail:
+            index = (tail + data[start : start + keep]).find(delimiter)
+            if 0 <= index < len(tail):  # the delimiter begins in what was held back
+                self._write(tail[:index])
+                self._tail = b""
+                self._end_part()
+                return start + index + len(delimiter) - len(tail)
+        index = data.find(delimiter, start)
+        with memoryview(data) as view:
+            if index >= 0:
+                self._write(tail)
+                self._write(view[start:index])
+                self._tail = b""
+                self._end_part()
+                return index + len(delimiter)
+            if len(data) - start >= keep:
+                self._write(tail)
+                self._write(view[start : len(data) - keep])
+                self._tail = data[len(data) - keep :]
+            else:  # a short piece: what is held back grows by it, and keeps only what could begin the delimiter
+                held = tail + data[start:]
+                cut = max(0, len(held) - keep)
+                self._write(held[:cut])
+                self._tail = held[cut:]
+        return len(data)
+
+    def _write(self, piece: bytes | memoryview) -> None:
+        if not piece:
+            return
+        self._digest.update(piece)
+        self._size += len(piece)
+        with memoryview(piece) as view:
+            written = 0
+            while written < len(view):  # a regular file takes it all at once, unless the disk is full
+                written += os.write(self._fd, view[written:])
+
+    def _open_file(self) -> None:
+        self._fd, name = tempfile.mkstemp(dir=self._spool_dir, suffix=".part")
+        self._path = Path(name)
+        self._digest = hashlib.sha256()
+        self._size = 0
+
+    def _end_part(self) -> None:
+        path = self._close_file(keep=True)
+        assert path is not None
+        self.parts.append(Part(headers=self._headers, path=path, size=self._size, sha256=self._digest.hexdigest()))
+        self._state = _DELIMITED
+
+    def _close_file(self, *, keep: bool) -> Path | None:
+        path, self._path = self._path, None
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+        if path is not None and not keep:
+            discard(path)
+        return path
+
+
+def _parse_headers(raw: str) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for line in raw.split("\r\n") if raw else []:
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise MalformedMultipart(f"malformed part header line: {line[:80]!r}")
+        headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+class _Parts:
+    """Iterating over split parts: each part's file is removed when the next is asked for, or at close."""
+
+    def __init__(self) -> None:
+        self._current: Path | None = None
+
+    def _handed(self, part: Part) -> Part:
+        self._current = part.path
+        return part
+
+    def _drop_current(self) -> None:
+        if self._current is not None:
+            discard(self._current)
+            self._current = None
+
+
+class MultipartReader(_Parts):
     """Read a multipart body part by part from *stream*, spooling each part to a file in *spool_dir*.
 
     Iterate to get :class:`Part` objects; each part's file is deleted when the
     next part is read (or when the reader is closed), so the caller must be
-    done with it by then.
+    done with it by then. Used where no ASGI server split the body as it
+    arrived (see :class:`SplitBody`).
     """
 
     def __init__(self, stream: Readable, boundary: str, spool_dir: str, chunk_size: int = READ_CHUNK) -> None:
-        if not boundary or len(boundary) > 200:
-            raise MalformedMultipart("the Content-Type has no usable boundary parameter")
+        super().__init__()
         self.stream = stream
-        self.delimiter = b"\r\n--" + boundary.encode("latin-1")
-        self.spool_dir = spool_dir
+        self.splitter = MultipartSplitter(boundary, spool_dir)
         self.chunk_size = chunk_size
-        # A leading CRLF lets the first boundary be found like every other delimiter.
-        self.buffer = bytearray(b"\r\n")
-        self.eof = False
-        self._current: Path | None = None
-
-    def _fill(self) -> bool:
-        if self.eof:
-            return False
-        chunk = self.stream.read(self.chunk_size)
-        if not chunk:
-            self.eof = True
-            return False
-        self.buffer += chunk
-        return True
-
-    def _skip_preamble(self) -> None:
-        while True:
-            index = self.buffer.find(self.delimiter)
-            if index >= 0:
-                del self.buffer[: index + len(self.delimiter)]
-                return
-            # Keep a tail that could hold the start of the delimiter.
-            keep = len(self.delimiter)
-            if len(self.buffer) > keep:
-                del self.buffer[:-keep]
-            if not self._fill():
-                raise MalformedMultipart("the body holds no part delimited by its boundary")
-
-    def _after_delimiter(self) -> bool:
-        """After a delimiter: True when a part follows, False at the closing ``--``."""
-        while len(self.buffer) < 2 and self._fill():
-            pass
-        if self.buffer[:2] == b"--":
-            return False
-        # Transport padding (spaces, tabs) then CRLF.
-        while True:
-            end = self.buffer.find(b"\r\n")
-            if end >= 0:
-                if self.buffer[:end].strip(b" \t"):
-                    raise MalformedMultipart("unexpected text after a boundary delimiter")
-                del self.buffer[: end + 2]
-                return True
-            if len(self.buffer) > 1024 or not self._fill():
-                raise MalformedMultipart("a boundary delimiter is not followed by a line break")
-
-    def _headers(self) -> dict[str, str]:
-        while True:
-            if self.buffer.startswith(b"\r\n"):
-                del self.buffer[:2]
-                return {}
-            end = self.buffer.find(b"\r\n\r\n")
-            if end >= 0:
-                break
-            if len(self.buffer) > MAX_PART_HEADER_BYTES or not self._fill():
-                raise MalformedMultipart("a part's headers do not end with an empty line")
-        raw = bytes(self.buffer[:end]).decode("latin-1")
-        del self.buffer[: end + 4]
-        headers: dict[str, str] = {}
-        for line in raw.split("\r\n"):
-            name, sep, value = line.partition(":")
-            if not sep:
-                raise MalformedMultipart(f"malformed part header line: {line[:80]!r}")
-            headers[name.strip().lower()] = value.strip()
-        return headers
-
-    def _content_to(self, handle: tempfile._TemporaryFileWrapper[bytes]) -> tuple[int, str]:
-        """Write the part's content to *handle*; its size and SHA-256 (hashed as written, not read back)."""
-        size = 0
-        digest = hashlib.sha256()
-        keep = len(self.delimiter) - 1
-        while True:
-            index = self.buffer.find(self.delimiter)
-            if index >= 0:
-                self._write(handle, digest, index)
-                size += index
-                del self.buffer[: len(self.delimiter)]
-                return size, digest.hexdigest()
-            if len(self.buffer) > keep:
-                cut = len(self.buffer) - keep
-                self._write(handle, digest, cut)
-                size += cut
-            if not self._fill():
-                raise MalformedMultipart("the body ends inside a part: the closing boundary is missing")
-
-    def _write(self, handle: tempfile._TemporaryFileWrapper[bytes], digest: hashlib._Hash, count: int) -> None:
-        """Write and hash the first *count* bytes of the buffer, then drop them (no copy of the bytes)."""
-        with memoryview(self.buffer) as view, view[:count] as content:
-            handle.write(content)
-            digest.update(content)
-        del self.buffer[:count]
-
-    def _drop_current(self) -> None:
-        if self._current is not None:
-            self._current.unlink(missing_ok=True)
-            self._current = None
 
     def __iter__(self) -> Iterator[Part]:
+        splitter = self.splitter
         try:
-            self._skip_preamble()
-            while self._after_delimiter():
-                headers = self._headers()
+            while True:
+                while not splitter.parts and not splitter.complete:
+                    chunk = self.stream.read(self.chunk_size)
+                    if not chunk:
+                        splitter.finish()
+                    splitter.feed(chunk)
+                if not splitter.parts:
+                    return
                 self._drop_current()
-                handle = tempfile.NamedTemporaryFile(dir=self.spool_dir, suffix=".part", delete=False)
-                self._current = Path(handle.name)
-                try:
-                    size, sha256 = self._content_to(handle)
-                finally:
-                    handle.close()
-                yield Part(headers=headers, path=self._current, size=size, sha256=sha256)
+                yield self._handed(splitter.parts.popleft())
         finally:
             self.close()
 
     def close(self) -> None:
         self._drop_current()
+        self.splitter.discard()
+
+
+class SplitBody(_Parts):
+    """A STOW-RS request body split into spooled parts while it arrived (:func:`read_split_body`).
+
+    It stands where Django would keep the request's body (so it is closed with
+    the request, and closing removes the files of parts nobody took); the
+    body's bytes themselves are not kept. Iterating gives the parts as
+    :class:`MultipartReader` does, then raises what broke the body, if anything.
+    """
+
+    def __init__(self, splitter: MultipartSplitter) -> None:
+        super().__init__()
+        self.splitter = splitter
+        self.error: MalformedMultipart | OSError | None = None
+
+    def feed(self, data: bytes) -> None:
+        """Split the next piece of the body; after an error the rest of the body is read and ignored."""
+        if self.error is not None or not data:
+            return
+        try:
+            self.splitter.feed(data)
+        except (MalformedMultipart, OSError) as exc:
+            self._fail(exc)
+
+    def finish(self) -> None:
+        if self.error is None:
+            try:
+                self.splitter.finish()
+            except MalformedMultipart as exc:
+                self._fail(exc)
+
+    def _fail(self, exc: MalformedMultipart | OSError) -> None:
+        self.error = exc
+        self.splitter.abort()
+
+    def __iter__(self) -> Iterator[Part]:
+        parts = self.splitter.parts
+        try:
+            while parts:
+                self._drop_current()
+                yield self._handed(parts.popleft())
+            self._drop_current()
+            if self.error is not None:
+                raise self.error
+        finally:
+            self._drop_current()
+
+    def read(self, size: int = -1, /) -> bytes:
+        return b""  # the bytes went to the parts' files
+
+    def close(self) -> None:
+        self._drop_current()
+        self.splitter.discard()
+
+
+async def read_split_body(receive: Callable[[], Awaitable[dict[str, Any]]], boundary: str, spool_dir: str) -> SplitBody:
+    """Receive an ASGI request body, splitting it into spooled parts as it arrives.
+
+    Each part is written once, from the message it arrived in to its file;
+    Django's own reading would spool the whole body to a file first, to be
+    read back and written again part by part. Raises ``RequestAborted`` (with
+    nothing left on disk) when the client goes away before the body's end.
+    """
+    body = SplitBody(MultipartSplitter(boundary, spool_dir))
+    try:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise RequestAborted()
+            body.feed(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body.finish()
+    except BaseException:
+        body.close()
+        raise
+    return body
 
 
 def discard(path: Path) -> None:

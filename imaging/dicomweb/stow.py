@@ -1,11 +1,14 @@
 """STOW-RS (PS3.18 10.5): store instances sent as multipart/related; type="application/dicom".
 
-The body is read from the request as a stream: each part is spooled to a
-temporary file in ``imaging.ingest.spool_dir()`` (the data disk) and handed
-to the one ingest path, :class:`imaging.ingest.IngestSession` with
-``EntryPoint.STOW``, before the next part is read. A 1 GB request needs a
-megabyte of buffer, not a gigabyte. The parts are hashed as they are spooled,
-and the session indexes them in batches of ``UPLOAD_BATCH`` (each batch durable
+Each part of the body is spooled to a temporary file in
+``imaging.ingest.spool_dir()`` (the data disk), hashed as it is written, and
+handed to the one ingest path, :class:`imaging.ingest.IngestSession` with
+``EntryPoint.STOW``. Under the ASGI server the body is split into those files
+while it arrives (``imaging/dicomweb/asgi.py``), so each byte is written once;
+otherwise (the test client, WSGI) the view reads and splits it now, with the
+same :class:`~imaging.dicomweb.multipart.MultipartSplitter`. Either way a 1 GB
+request needs kilobytes of memory, not a gigabyte. The session indexes the
+parts in batches of ``UPLOAD_BATCH`` (each batch durable
 on disk before its one transaction); the response is built after the
 session has closed, from the final per-part results.
 
@@ -22,6 +25,7 @@ are listed in :data:`FAILURE_REASONS` and in docs/dicom-conformance.md.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +37,13 @@ from django.utils.translation import gettext as _
 from imaging.access import upload_institution
 from imaging.dicomweb import json_model
 from imaging.dicomweb.common import DicomwebError, endpoint, json_response
-from imaging.dicomweb.multipart import MalformedMultipart, MultipartReader, Part
+from imaging.dicomweb.multipart import MalformedMultipart, MultipartReader, Part, SplitBody
 from imaging.dicomweb.negotiation import DICOM, DICOM_JSON, MULTIPART, content_type_params, request_accept, wants_json
 from imaging.dicomweb.urls_util import service_root
 from imaging.ingest import UPLOAD_BATCH, EntryPoint, IngestResult, IngestSession, Outcome, spool_dir
 from institutions.models import User
+
+logger = logging.getLogger(__name__)
 
 # Failure Reason (0008,1197) values (PS3.18 Table 10.5.3-3 and PS3.4 Annex B).
 PROCESSING_FAILURE = 0x0110
@@ -149,13 +155,17 @@ def store_instances(request: HttpRequest, study_uid: str | None = None) -> HttpR
     institution = upload_institution(request.user, request.GET.get("institution"))  # Http404: none or ambiguous
     outcomes = _Outcomes(service_root(request))
     problem = ""
+    server_trouble = False
     actor = request.user if isinstance(request.user, User) else None  # endpoint() let only users in
     parts: list[_PartOutcome] = []
     with IngestSession(
         institution=institution, entry_point=EntryPoint.STOW, actor=actor, request=request, batch_size=UPLOAD_BATCH
     ) as session:
         try:
-            for number, part in enumerate(MultipartReader(request, boundary, spool_dir()), start=1):
+            # Split as it arrived, by the ASGI handler (imaging/dicomweb/asgi.py); else read and split now.
+            split = getattr(request, "split_body", None)
+            parts_of_body = split if isinstance(split, SplitBody) else MultipartReader(request, boundary, spool_dir())
+            for number, part in enumerate(parts_of_body, start=1):
                 part_media = content_type_params(part.content_type)[0] or DICOM
                 if part_media != DICOM:
                     parts.append((CANNOT_UNDERSTAND, "", ""))
@@ -169,12 +179,20 @@ def store_instances(request: HttpRequest, study_uid: str | None = None) -> HttpR
                 parts.append(session.add_file(part.path, name=name[:200], sha256=part.sha256 or None))
         except MalformedMultipart as exc:
             problem = str(exc)
+        except OSError as exc:  # spooling failed (a full or failing data disk): the server's trouble
+            logger.exception("spooling a STOW-RS part failed")
+            problem = _("the server could not spool a part (%(reason)s)") % {"reason": exc.strerror or exc}
+            server_trouble = True
     # Only now, with the session closed, is every result final (durable and indexed, or not).
     for outcome in parts:
         if isinstance(outcome, IngestResult):
             outcomes.add(outcome)
         else:
             outcomes.fail(outcome[0], None, outcome[1], outcome[2])
+    if server_trouble and not outcomes.stored:
+        raise DicomwebError(
+            503, _("The server could not take in the request: %(reason)s. Send it again later.") % {"reason": problem}
+        )
     if problem and not outcomes.stored and not outcomes.failed:
         raise DicomwebError(
             400, _("The request body is not a valid multipart/related message: %(reason)s") % {"reason": problem}

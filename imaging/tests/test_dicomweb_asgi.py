@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
 from channels.db import database_sync_to_async
+from django.test import override_settings
 
 from clinicnet.audit.models import AuditEvent
 from imaging import storage
 from imaging.dicomweb.asgi import ClinicNetASGIHandler
+from imaging.ingest import spool_path
 from imaging.models import Instance, Study
-from imaging.testing import make_study
+from imaging.testing import make_study, testdata_path
 from institutions.models import Institution, User
 from institutions.tokens import token_create
 
@@ -20,10 +24,9 @@ from institutions.tokens import token_create
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def _call(method: str, path: str, headers: dict[str, str], body: bytes = b"") -> list[dict[str, Any]]:
-    """Every message the handler sends for one request."""
+def _scope(method: str, path: str, headers: dict[str, str]) -> dict[str, Any]:
     path, _, query = path.partition("?")
-    scope = {
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -37,8 +40,16 @@ async def _call(method: str, path: str, headers: dict[str, str], body: bytes = b
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
     }
-    app = ApplicationCommunicator(ClinicNetASGIHandler(), scope)
-    await app.send_input({"type": "http.request", "body": body, "more_body": False})
+
+
+async def _call(
+    method: str, path: str, headers: dict[str, str], body: bytes = b"", piece: int = 0
+) -> list[dict[str, Any]]:
+    """Every message the handler sends for one request (whose body arrives in pieces of *piece* bytes)."""
+    app = ApplicationCommunicator(ClinicNetASGIHandler(), _scope(method, path, headers))
+    pieces = [body[start : start + piece] for start in range(0, len(body), piece)] if piece else [body]
+    for index, content in enumerate(pieces):
+        await app.send_input({"type": "http.request", "body": content, "more_body": index < len(pieces) - 1})
     messages = []
     while True:
         message = await app.receive_output(timeout=10)
@@ -130,3 +141,75 @@ async def test_writes_still_go_through_djangos_own_handling(bearer: dict[str, st
     )
     assert status == 415
     assert body
+
+
+# --- STOW-RS: the body split into its parts as it arrives -------------------------------------
+
+STOW_TYPE = 'multipart/related; type="application/dicom"; boundary=asgi-test'
+FILES = [testdata_path("CT_small.dcm").read_bytes(), testdata_path("MR_small.dcm").read_bytes()]
+
+
+def _stow_body(files: list[bytes]) -> bytes:
+    parts = b"".join(b"--asgi-test\r\nContent-Type: application/dicom\r\n\r\n" + data + b"\r\n" for data in files)
+    return parts + b"--asgi-test--\r\n"
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Any:
+    with override_settings(DATA_DIR=tmp_path):
+        yield spool_path()
+
+
+def _spooled(spool: Path) -> list[Path]:
+    return list(spool.iterdir()) if spool.exists() else []
+
+
+@pytest.mark.parametrize("piece", [0, 9, 65536])
+async def test_stow_parts_are_split_as_the_body_arrives(piece: int, bearer: dict[str, str], spool: Path) -> None:
+    status, _headers, body, _ = _status_headers_body(
+        await _call("POST", "/dicomweb/studies", {**bearer, "content-type": STOW_TYPE}, _stow_body(FILES), piece)
+    )
+    assert status == 200, body
+    assert len(json.loads(body)["00081199"]["Value"]) == 2
+    stored = await database_sync_to_async(lambda: [_stored_bytes(i.storage_key) for i in Instance.objects.all()])()
+    assert sorted(stored) == sorted(FILES)  # byte for byte
+    assert _spooled(spool) == []
+
+
+async def test_a_stow_body_that_breaks_stores_the_parts_before_and_says_why(
+    bearer: dict[str, str], spool: Path
+) -> None:
+    broken = _stow_body(FILES[:1]).removesuffix(b"--asgi-test--\r\n") + b"--asgi-test\r\nno colon\r\n\r\n"
+    headers = {**bearer, "content-type": STOW_TYPE}
+    status, response_headers, body, _ = _status_headers_body(await _call("POST", "/dicomweb/studies", headers, broken))
+    assert status == 202
+    assert b"malformed part header line" in response_headers[b"Warning"]
+    assert await database_sync_to_async(Instance.objects.count)() == 1
+    status, _headers, body, _ = _status_headers_body(
+        await _call("POST", "/dicomweb/studies", headers, b"--asgi-test\r\nno colon\r\n\r\n")
+    )
+    assert status == 400
+    assert b"malformed part header line" in body
+    assert _spooled(spool) == []
+
+
+async def test_an_unauthenticated_stow_stores_nothing_and_leaves_nothing(spool: Path) -> None:
+    status, _headers, _body, _ = _status_headers_body(
+        await _call("POST", "/dicomweb/studies", {"content-type": STOW_TYPE}, _stow_body(FILES), 1000)
+    )
+    assert status == 401
+    assert await database_sync_to_async(Instance.objects.count)() == 0
+    assert _spooled(spool) == []
+
+
+async def test_a_stow_client_that_goes_away_mid_body_leaves_nothing(bearer: dict[str, str], spool: Path) -> None:
+    app = ApplicationCommunicator(
+        ClinicNetASGIHandler(), _scope("POST", "/dicomweb/studies", {**bearer, "content-type": STOW_TYPE})
+    )
+    body = _stow_body(FILES)
+    await app.send_input({"type": "http.request", "body": body[: len(FILES[0]) + 200], "more_body": True})
+    await app.send_input({"type": "http.disconnect"})
+    await app.wait(timeout=10)
+    assert await app.receive_nothing()
+    assert await database_sync_to_async(Instance.objects.count)() == 0
+    assert _spooled(spool) == []
