@@ -1,10 +1,12 @@
 """multipart/related bodies (RFC 2387) for DICOMweb: writing retrieves, reading STOW requests.
 
 Both directions stream. :func:`part_header` and :func:`closing` frame parts
-that the caller sends chunk by chunk; :class:`MultipartReader` reads a
-request body from a file-like stream in fixed-size chunks and writes each
-part's content to a temporary file, so a 1 GB STOW-RS request needs a few
-megabytes of memory, not a gigabyte.
+that the caller sends chunk by chunk. :class:`MultipartSplitter` takes a
+request body piece by piece, however it is cut, and writes each part's content
+to a temporary file as it comes, so a 1 GB STOW-RS request needs kilobytes of
+memory, not a gigabyte. It is driven by the ASGI server's body messages
+(:func:`read_split_body`, giving a :class:`SplitBody`) or by reads from a
+stream (:class:`MultipartReader`).
 """
 
 from __future__ import annotations
