@@ -187,3 +187,18 @@ def test_the_multipart_reader_rejects_a_body_without_its_closing_boundary(tmp_pa
     body = io.BytesIO(f"--{BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\nabc".encode())
     with pytest.raises(MalformedMultipart):
         list(MultipartReader(body, BOUNDARY, str(tmp_path)))
+
+
+def test_a_full_spool_disk_is_503_and_keeps_nothing(
+    clinic: Institution, doctor: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_space(fd: int, data: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("imaging.dicomweb.multipart.os.write", no_space)
+    response = token_client(doctor).post(
+        "/dicomweb/studies", body_of(file_bytes()), content_type=CONTENT_TYPE, HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assert response.status_code == 503
+    assert b"could not spool a part (No space left on device). Send it again later." in response.content
+    assert Instance.objects.count() == 0
