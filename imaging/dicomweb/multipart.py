@@ -283,19 +283,40 @@ def _parse_headers(raw: str) -> dict[str, str]:
 
 
 class _Parts:
-    """Iterating over split parts: each part's file is removed when the next is asked for, or at close."""
+    """The parts of a body as a splitter gives them, each part's file removed when the next is asked for.
 
-    def __init__(self) -> None:
+    Subclasses say where more of the body comes from (:meth:`_more`). Closing
+    removes the files of the part in hand and of every part nobody took.
+    """
+
+    def __init__(self, splitter: MultipartSplitter) -> None:
+        self.splitter = splitter
         self._current: Path | None = None
 
-    def _handed(self, part: Part) -> Part:
-        self._current = part.path
-        return part
+    def _more(self) -> bool:
+        """Split more of the body; False when it has no more parts to give (raise what broke it)."""
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Part]:
+        parts = self.splitter.parts
+        try:
+            while parts or self._more():
+                if parts:
+                    self._drop_current()
+                    part = parts.popleft()
+                    self._current = part.path
+                    yield part
+        finally:
+            self.close()
 
     def _drop_current(self) -> None:
         if self._current is not None:
             discard(self._current)
             self._current = None
+
+    def close(self) -> None:
+        self._drop_current()
+        self.splitter.discard()
 
 
 class MultipartReader(_Parts):
@@ -308,30 +329,19 @@ class MultipartReader(_Parts):
     """
 
     def __init__(self, stream: Readable, boundary: str, spool_dir: str, chunk_size: int = READ_CHUNK) -> None:
-        super().__init__()
+        super().__init__(MultipartSplitter(boundary, spool_dir))
         self.stream = stream
-        self.splitter = MultipartSplitter(boundary, spool_dir)
         self.chunk_size = chunk_size
 
-    def __iter__(self) -> Iterator[Part]:
-        splitter = self.splitter
-        try:
-            while True:
-                while not splitter.parts and not splitter.complete:
-                    chunk = self.stream.read(self.chunk_size)
-                    if not chunk:
-                        splitter.finish()
-                    splitter.feed(chunk)
-                if not splitter.parts:
-                    return
-                self._drop_current()
-                yield self._handed(splitter.parts.popleft())
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        self._drop_current()
-        self.splitter.discard()
+    def _more(self) -> bool:
+        if self.splitter.complete:
+            return False
+        chunk = self.stream.read(self.chunk_size)
+        if not chunk:
+            self.splitter.finish()  # raises: the body ended before its closing delimiter
+            return False
+        self.splitter.feed(chunk)
+        return True
 
 
 class SplitBody(_Parts):
@@ -344,8 +354,7 @@ class SplitBody(_Parts):
     """
 
     def __init__(self, splitter: MultipartSplitter) -> None:
-        super().__init__()
-        self.splitter = splitter
+        super().__init__(splitter)
         self.error: MalformedMultipart | OSError | None = None
 
     def feed(self, data: bytes) -> None:
@@ -368,24 +377,14 @@ class SplitBody(_Parts):
         self.error = exc
         self.splitter.abort()
 
-    def __iter__(self) -> Iterator[Part]:
-        parts = self.splitter.parts
-        try:
-            while parts:
-                self._drop_current()
-                yield self._handed(parts.popleft())
-            self._drop_current()
-            if self.error is not None:
-                raise self.error
-        finally:
-            self._drop_current()
+    def _more(self) -> bool:
+        if self.error is not None:
+            self._drop_current()  # done with the last part: the caller gets the error now
+            raise self.error
+        return False
 
     def read(self, size: int = -1, /) -> bytes:
         return b""  # the bytes went to the parts' files
-
-    def close(self) -> None:
-        self._drop_current()
-        self.splitter.discard()
 
 
 async def read_split_body(receive: Callable[[], Awaitable[dict[str, Any]]], boundary: str, spool_dir: str) -> SplitBody:
